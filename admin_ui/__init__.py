@@ -1,0 +1,1 @@
+"""Admin web UI served by the node (templates, static assets, i18n)."""

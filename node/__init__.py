@@ -1,0 +1,1 @@
+"""Watan node daemon: storage, services, federation transport, CLI."""

@@ -1,0 +1,83 @@
+"""One error family for the whole protocol layer (STYLE §5).
+
+Every failure the protocol layer can report is a :class:`ProtocolError` carrying a
+machine-readable :class:`ErrorCode`. :class:`LocalProtocolError` means *we* tried to
+build something illegal (a programming or configuration error on this node);
+:class:`RemoteProtocolError` means bytes from outside (a peer, a file, a database row
+written by an older version) are invalid. HTTP layers map codes to statuses in one
+place; a peer's message text is never shown to our own users verbatim.
+"""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = ["ErrorCode", "LocalProtocolError", "ProtocolError", "RemoteProtocolError"]
+
+
+class ErrorCode(enum.StrEnum):
+    """Stable, machine-readable error codes. Values never change once published."""
+
+    # Encoding (SPEC §2)
+    MALFORMED = "MALFORMED"  # not msgpack, truncated, trailing bytes
+    NON_CANONICAL = "NON_CANONICAL"  # valid msgpack, but not the one canonical encoding
+    DUPLICATE_KEY = "DUPLICATE_KEY"
+    FORBIDDEN_TYPE = "FORBIDDEN_TYPE"  # float, ext, non-str map key, unencodable value
+    TOO_LARGE = "TOO_LARGE"
+    TOO_DEEP = "TOO_DEEP"
+    TOO_MANY_ITEMS = "TOO_MANY_ITEMS"
+    # Schemas (SPEC §5)
+    MISSING_FIELD = "MISSING_FIELD"
+    UNKNOWN_FIELD = "UNKNOWN_FIELD"
+    WRONG_TYPE = "WRONG_TYPE"
+    BAD_VALUE = "BAD_VALUE"
+    BAD_KIND = "BAD_KIND"
+    UNSUPPORTED_VERSION = "UNSUPPORTED_VERSION"
+    # Entries and feeds (SPEC §3-4)
+    WRONG_NET = "WRONG_NET"
+    BAD_SIGNATURE = "BAD_SIGNATURE"
+    WRONG_AUTHOR = "WRONG_AUTHOR"
+    BAD_PREV = "BAD_PREV"
+    SEQ_GAP = "SEQ_GAP"
+    TS_IN_FUTURE = "TS_IN_FUTURE"
+    TS_BEFORE_PREV = "TS_BEFORE_PREV"
+    CLOCK_UNSET = "CLOCK_UNSET"
+    FORK = "FORK"
+    NOT_A_FORK = "NOT_A_FORK"
+    # Sealed messages (SPEC §6)
+    WRONG_RECIPIENT = "WRONG_RECIPIENT"
+    DECRYPT_FAILED = "DECRYPT_FAILED"
+    ID_MISMATCH = "ID_MISMATCH"
+    # Keys and arguments
+    BAD_KEY = "BAD_KEY"
+
+
+class ProtocolError(Exception):
+    """Base of every error raised by ``protocol``.
+
+    Attributes:
+        code: the machine-readable reason.
+        message: a human-readable explanation, in English, safe to log (never PII).
+    """
+
+    code: ErrorCode
+    message: str
+
+    def __init__(self, message: str, *, code: ErrorCode) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, code={self.code.value})"
+
+    def __str__(self) -> str:
+        return f"{self.code.value}: {self.message}"
+
+
+class LocalProtocolError(ProtocolError):
+    """We tried to create or send something the protocol forbids."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """Bytes we received (from a peer, a file, or storage) violate the protocol."""
