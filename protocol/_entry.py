@@ -184,7 +184,14 @@ def _explain(fields: dict[str, Any], *, net: bytes, now_ms: int | None) -> None:
     _fail(_type_code(fields["content"]), "content must be a map")
 
 
-def verify_entry(wire: bytes, *, net: bytes, now_ms: int | None, key: bytes | None = None) -> Entry:
+def verify_entry(
+    wire: bytes,
+    *,
+    net: bytes,
+    now_ms: int | None,
+    key: bytes | None = None,
+    author: bytes | None = None,
+) -> Entry:
     """Decode and verify one entry on its own (its place in a feed is checked by
     :func:`protocol.verify_next`).
 
@@ -195,6 +202,8 @@ def verify_entry(wire: bytes, *, net: bytes, now_ms: int | None, key: bytes | No
             skips that check (for evidence such as a fork proof, judged later).
         key: the key the author's feed is signed with now, if it was rotated
             (SPEC §4.4); by default the author's own key.
+        author: the feed this entry must belong to, if the caller knows it; checked
+            before the signature so that an entry of another feed is named as such.
 
     Returns:
         The verified :class:`Entry`.
@@ -221,14 +230,14 @@ def verify_entry(wire: bytes, *, net: bytes, now_ms: int | None, key: bytes | No
     if type(fields) is not dict or list(fields) != _PAYLOAD_KEYS:
         _payload_keys_error(fields, payload)
     # The keys are exactly _PAYLOAD_KEYS in order, so the values come in that order.
-    author, content, kind, entry_net, prev, seq, ts, version = fields.values()
+    entry_author, content, kind, entry_net, prev, seq, ts, version = fields.values()
     # One fast test for the common case; _explain names the first rule that failed.
     if not (
         type(version) is int
         and version == _VERSION
         and entry_net == net
-        and type(author) is bytes
-        and len(author) == 32
+        and type(entry_author) is bytes
+        and len(entry_author) == 32
         and type(seq) is int
         and 1 <= seq <= MAX_SEQ
         and (prev is None if seq == 1 else type(prev) is bytes and len(prev) == 32)
@@ -240,10 +249,12 @@ def verify_entry(wire: bytes, *, net: bytes, now_ms: int | None, key: bytes | No
         and type(content) is dict
     ):
         _explain(fields, net=net, now_ms=now_ms)
+    if author is not None and entry_author != author:
+        _fail(ErrorCode.WRONG_AUTHOR, "entry belongs to another feed")
     if pack(fields) != payload:
         diagnose(payload, max_size=MAX_ENTRY_BYTES)
 
-    verify(key or author, ENTRY_TAG + payload, sig)
+    verify(key or entry_author, ENTRY_TAG + payload, sig)
 
     spec = ENTRY_KINDS.get(kind)
     if spec is None:
@@ -251,9 +262,19 @@ def verify_entry(wire: bytes, *, net: bytes, now_ms: int | None, key: bytes | No
     else:
         spec.check_content(content)
         if spec is KeyRotate:
-            _check_rotation(content, net=net, author=author, seq=seq, prev=prev)
+            _check_rotation(content, net=net, author=entry_author, seq=seq, prev=prev)
     return Entry(
-        hashlib.sha256(wire).digest(), wire, payload, sig, net, author, seq, prev, ts, kind, content
+        hashlib.sha256(wire).digest(),
+        wire,
+        payload,
+        sig,
+        net,
+        entry_author,
+        seq,
+        prev,
+        ts,
+        kind,
+        content,
     )
 
 

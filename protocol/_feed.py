@@ -82,7 +82,10 @@ def verify_next(
             or an old seq the caller should compare with what it holds, see SPEC §4.2),
             BAD_PREV, TS_BEFORE_PREV, or any error of :func:`protocol.verify_entry`.
     """
-    entry = verify_entry(wire, net=net, now_ms=now_ms, key=head.key if head else None)
+    if head is None:
+        entry = verify_entry(wire, net=net, now_ms=now_ms)
+    else:
+        entry = verify_entry(wire, net=net, now_ms=now_ms, key=head.key, author=head.author)
     if head is None:
         if entry.seq != 1:
             _remote(ErrorCode.SEQ_GAP, f"expected seq 1, got {entry.seq}")

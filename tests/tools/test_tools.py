@@ -1,0 +1,48 @@
+"""The developer tools run and report what they claim (no wall-clock assertions)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tools import bench_protocol, gen_vectors
+
+
+def test_bench_protocol_reports_rates_and_their_ratio(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench_protocol.main(["--json", "--entries", "50", "--rounds", "2"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) >= {"raw_verify_per_s", "entry_verify_per_s", "ratio"}
+    assert result["raw_verify_per_s"] > 0 and result["entry_verify_per_s"] > 0
+    expected = result["entry_verify_per_s"] / result["raw_verify_per_s"]
+    assert result["ratio"] == pytest.approx(expected, abs=0.002)
+    assert result["entries"] == 50 and result["entry_bytes"] > 300
+
+
+def test_bench_entries_are_real_allocations() -> None:
+    entries = bench_protocol.make_entries(3)
+    assert [e.seq for e in entries] == [1, 2, 3]
+    assert all(e.kind == "ataa.allocation/1" and e.body is not None for e in entries)
+
+
+def test_bench_rejects_nonsense_arguments() -> None:
+    with pytest.raises(SystemExit):
+        bench_protocol.main(["--entries", "0"])
+
+
+def test_gen_vectors_check_detects_and_repairs_stale_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    original = gen_vectors.VECTORS / "reject.json"
+    copy = tmp_path / "vectors"
+    shutil.copytree(gen_vectors.VECTORS, copy)
+    monkeypatch.setattr(gen_vectors, "VECTORS", copy)
+    assert gen_vectors.main(["--check"]) == 0
+    (copy / "reject.json").write_text("[]\n", encoding="utf-8")
+    assert gen_vectors.main(["--check"]) == 1
+    assert "reject.json" in capsys.readouterr().err
+    assert gen_vectors.main([]) == 0
+    assert gen_vectors.main(["--check"]) == 0
+    assert (copy / "reject.json").read_text(encoding="utf-8") == original.read_text("utf-8")

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Install everything the tests need and run every check CI runs.
+#
+#   bash tools/check.sh
+#
+# Idempotent: creates .venv on first run, reuses it after. Needs python3 >= 3.11 with
+# venv (every machine of this project's kind has it). Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$python" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "ruff (lint and format)"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+
+step "mypy (strict for protocol/)"
+.venv/bin/mypy
+
+step "import-linter (admin_ui | tools -> node -> protocol; protocol is pure)"
+.venv/bin/lint-imports
+
+step "test vectors are current"
+.venv/bin/python -m tools.gen_vectors --check
+
+step "pytest (branch coverage of protocol/ >= 95%)"
+.venv/bin/pytest --cov --cov-report=term --cov-fail-under=95

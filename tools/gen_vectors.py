@@ -1,0 +1,691 @@
+"""Generate ``protocol/vectors/*`` from fixed seeds, so vectors never drift from code.
+
+    python -m tools.gen_vectors          # rewrite the files
+    python -m tools.gen_vectors --check  # exit 1 if the committed files are stale
+
+Every valid vector is produced by the protocol library and then re-verified; every
+reject vector is hand-built (the library refuses to make invalid entries), signed
+properly where the fault is not the signature, and checked to fail with its code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+import protocol as p
+from protocol._json import value_json
+
+VECTORS = Path(__file__).resolve().parent.parent / "protocol" / "vectors"
+
+#: The verifier's clock for every vector (2026-05-28T20:26:40Z).
+NOW = 1_780_000_000_000
+NET = hashlib.sha256(b"watan test vectors federation").digest()
+OTHER_NET = hashlib.sha256(b"another federation").digest()
+
+
+def seed(label: str) -> bytes:
+    """A fixed 32-byte seed, derived from a label so vectors are reproducible."""
+    return hashlib.sha256(b"watan vector seed: " + label.encode()).digest()
+
+
+def _entry_vector(name: str, key_seed: bytes, entry: p.Entry) -> dict[str, Any]:
+    key = p.signing_key(key_seed)
+    return {
+        "name": name,
+        "seed": key_seed.hex(),
+        "public_key": p.public_key(key).hex(),
+        "author": entry.author.hex(),
+        "net": entry.net.hex(),
+        "seq": entry.seq,
+        "kind": entry.kind,
+        "content": value_json(entry.content),
+        "payload": entry.payload.hex(),
+        "sig_input": (p.ENTRY_TAG + entry.payload).hex(),
+        "signature": entry.sig.hex(),
+        "wire": entry.wire.hex(),
+        "id": entry.id.hex(),
+    }
+
+
+def _profile(name_ar: str, name_en: str, enc_label: str) -> p.Profile:
+    return p.Profile(
+        enc_key=p.enc_public_key(seed(enc_label)),
+        endpoints=["https://watan.example-ngo.iq/fed"],
+        governorate="IQG08",
+        name_ar=name_ar,
+        name_en=name_en,
+        registration="1Z23456",
+        role="ngo",
+        sectors=["cash", "food_security", "shelter"],
+    )
+
+
+def _allocation(pseudonym_label: str, **changes: Any) -> p.Allocation:
+    fields: dict[str, Any] = {
+        "category": "food",
+        "date": "2026-05-27",
+        "district": "IQD046",
+        "epoch": 1,
+        "program": "ramadan-2026",
+        "pseudonym": hashlib.sha256(pseudonym_label.encode()).digest(),
+        "quantity": 2,
+        "unit": "basket",
+        "value_iqd": 150_000,
+    }
+    fields.update(changes)
+    return p.Allocation(**fields)
+
+
+def main_chain() -> list[tuple[str, bytes, p.Entry]]:
+    """Feed A: one entry of every kind, a key rotation, and an entry by the new key."""
+    key_a, key_a2, key_b = (p.signing_key(seed(x)) for x in ("A", "A2", "B"))
+    out: list[tuple[str, bytes, p.Entry]] = []
+    head: p.FeedHead | None = None
+
+    def add(name: str, key_seed: bytes, entry: p.Entry) -> None:
+        nonlocal head
+        out.append((name, key_seed, entry))
+        head = p.head_after(head, entry)
+
+    add(
+        "A1 node.profile/1",
+        seed("A"),
+        p.append(
+            None,
+            _profile("منظمة الأمل للإغاثة", "Al-Amal Relief", "A-enc"),
+            key=key_a,
+            net=NET,
+            now_ms=NOW - 9_000,
+        ),
+    )
+    assert head is not None
+    add(
+        "A2 node.vouch/1",
+        seed("A"),
+        p.append(
+            head,
+            p.Vouch(peer=p.public_key(key_b), stance="vouch"),
+            key=key_a,
+            net=NET,
+            now_ms=NOW - 8_000,
+        ),
+    )
+    add(
+        "A3 ataa.allocation/1",
+        seed("A"),
+        p.append(head, _allocation("household-1"), key=key_a, net=NET, now_ms=NOW - 7_000),
+    )
+    allocation_id = out[-1][2].id
+    add(
+        "A4 ataa.allocation_void/1",
+        seed("A"),
+        p.append(
+            head,
+            p.AllocationVoid(allocation=allocation_id, reason="entered_in_error"),
+            key=key_a,
+            net=NET,
+            now_ms=NOW - 6_000,
+        ),
+    )
+    add(
+        "A5 node.checkpoint/1",
+        seed("A"),
+        p.append(
+            head,
+            p.Checkpoint(author=head.author, id=head.id, seq=head.seq),
+            key=key_a,
+            net=NET,
+            now_ms=NOW - 5_000,
+        ),
+    )
+    add(
+        "A6 node.key_rotate/1",
+        seed("A"),
+        p.rotate_key(
+            head, key=key_a, new_key=key_a2, net=NET, now_ms=NOW - 4_000, reason="scheduled"
+        ),
+    )
+    add(
+        "A7 ataa.allocation/1 signed by the rotated key",
+        seed("A2"),
+        p.append(
+            head,
+            _allocation(
+                "household-2", category="cash", quantity=1, unit="transfer", value_iqd=250_000
+            ),
+            key=key_a2,
+            net=NET,
+            now_ms=NOW - 3_000,
+        ),
+    )
+    return out
+
+
+def other_entries() -> list[tuple[str, bytes, p.Entry]]:
+    key_b = p.signing_key(seed("B"))
+    opaque = {"note": "a kind this version does not know", "rows": [1, -2, b"\x00\xff", None, True]}
+    return [
+        (
+            "B1 node.profile/1",
+            seed("B"),
+            p.append(
+                None,
+                _profile("جمعية النور", "Al-Noor Society", "B-enc"),
+                key=key_b,
+                net=NET,
+                now_ms=NOW,
+            ),
+        ),
+        (
+            "C1 unknown kind (opaque)",
+            seed("C"),
+            p.create_entry(
+                key=p.signing_key(seed("C")),
+                net=NET,
+                seq=1,
+                prev=None,
+                ts=NOW,
+                kind="future.survey_result/2",
+                content=opaque,
+            ),
+        ),
+    ]
+
+
+# --- reject vectors ---------------------------------------------------------------
+
+_packer = msgpack.Packer(use_bin_type=True)
+
+
+def pk(value: Any) -> bytes:
+    return _packer.pack(value)  # type: ignore[no-any-return]
+
+
+def raw_map(pairs: Sequence[tuple[str, bytes]]) -> bytes:
+    """A msgpack map from (key, already-packed value) pairs, in the order given."""
+    return _packer.pack_map_header(len(pairs)) + b"".join(pk(k) + v for k, v in pairs)  # type: ignore[no-any-return]
+
+
+def payload_pairs(key: p.SigningKey, **overrides: bytes) -> list[tuple[str, bytes]]:
+    """A valid allocation payload at seq 1 as packed pairs; override any raw value."""
+    content = _allocation("household-reject").to_content()
+    values = {
+        "author": pk(p.public_key(key)),
+        "content": pk(content),
+        "kind": pk("ataa.allocation/1"),
+        "net": pk(NET),
+        "prev": pk(None),
+        "seq": pk(1),
+        "ts": pk(NOW),
+        "v": pk(1),
+    }
+    values.update(overrides)
+    return sorted(values.items())
+
+
+def wire_of(payload: bytes, key: p.SigningKey) -> bytes:
+    sig = key.sign(p.ENTRY_TAG + payload).signature
+    return pk([payload, sig])
+
+
+def reject_vectors() -> list[dict[str, Any]]:
+    key = p.signing_key(seed("R"))
+    other = p.signing_key(seed("R-other"))
+    good = raw_map(payload_pairs(key))
+    content = _allocation("household-reject").to_content()
+    chain_1 = p.append(None, _allocation("household-chain"), key=key, net=NET, now_ms=NOW - 1_000)
+    head_1 = p.head_after(None, chain_1)
+    chain_2 = p.append(head_1, _allocation("household-chain-2"), key=key, net=NET, now_ms=NOW)
+
+    def later(**overrides: bytes) -> bytes:
+        base = {"prev": pk(chain_1.id), "seq": pk(2), "ts": pk(NOW)}
+        base.update(overrides)
+        return wire_of(raw_map(payload_pairs(key, **base)), key)
+
+    def content_with(**changes: bytes) -> bytes:
+        pairs = {k: pk(v) for k, v in content.items()}
+        pairs.update(changes)
+        return raw_map(sorted(pairs.items()))
+
+    def nested(depth: int) -> bytes:
+        return b"\x91" * depth + b"\xc0"
+
+    cases: list[tuple[str, str, bytes, str, list[bytes]]] = [
+        (
+            "non-canonical key order",
+            "payload keys not sorted (seq before prev)",
+            wire_of(raw_map(sorted(payload_pairs(key), key=lambda kv: kv[0] == "prev")), key),
+            "NON_CANONICAL",
+            [],
+        ),
+        (
+            "non-canonical content key order",
+            "content keys not sorted",
+            wire_of(
+                raw_map(
+                    payload_pairs(
+                        key,
+                        content=raw_map(
+                            list(reversed(sorted((k, pk(v)) for k, v in content.items())))
+                        ),
+                    )
+                ),
+                key,
+            ),
+            "NON_CANONICAL",
+            [],
+        ),
+        (
+            "non-minimal int",
+            "seq 1 encoded as uint8 (cc 01) instead of fixint 01",
+            wire_of(raw_map(payload_pairs(key, seq=b"\xcc\x01")), key),
+            "NON_CANONICAL",
+            [],
+        ),
+        (
+            "non-minimal bin header",
+            "payload bin with a bin32 header although it is under 65536 bytes",
+            b"\x92\xc6"
+            + len(good).to_bytes(4, "big")
+            + good
+            + b"\xc4\x40"
+            + key.sign(p.ENTRY_TAG + good).signature,
+            "NON_CANONICAL",
+            [],
+        ),
+        (
+            "float",
+            "quantity encoded as float64 2.0",
+            wire_of(
+                raw_map(
+                    payload_pairs(
+                        key, content=content_with(quantity=bytes.fromhex("cb4000000000000000"))
+                    )
+                ),
+                key,
+            ),
+            "FORBIDDEN_TYPE",
+            [],
+        ),
+        (
+            "float32",
+            "quantity encoded as float32 2.0",
+            wire_of(
+                raw_map(
+                    payload_pairs(key, content=content_with(quantity=bytes.fromhex("ca40000000")))
+                ),
+                key,
+            ),
+            "FORBIDDEN_TYPE",
+            [],
+        ),
+        (
+            "ext",
+            "content value is an ext type (fixext1)",
+            wire_of(raw_map(payload_pairs(key, content=content_with(unit=b"\xd4\x01\x00"))), key),
+            "FORBIDDEN_TYPE",
+            [],
+        ),
+        (
+            "duplicate key",
+            "content map has 'unit' twice",
+            wire_of(
+                raw_map(
+                    payload_pairs(
+                        key,
+                        content=raw_map(
+                            sorted([(k, pk(v)) for k, v in content.items()] + [("unit", pk("kg"))])
+                        ),
+                    )
+                ),
+                key,
+            ),
+            "DUPLICATE_KEY",
+            [],
+        ),
+        (
+            "str/bin confusion: author",
+            "author is a str of 32 characters, not bin",
+            wire_of(raw_map(payload_pairs(key, author=pk("a" * 32))), key),
+            "WRONG_TYPE",
+            [],
+        ),
+        (
+            "str/bin confusion: pseudonym",
+            "pseudonym is a hex str, not 32 bytes of bin",
+            wire_of(
+                raw_map(payload_pairs(key, content=content_with(pseudonym=pk("ab" * 32)))), key
+            ),
+            "WRONG_TYPE",
+            [],
+        ),
+        (
+            "bad signature",
+            "last signature byte flipped",
+            (lambda w: w[:-1] + bytes([w[-1] ^ 1]))(wire_of(good, key)),
+            "BAD_SIGNATURE",
+            [],
+        ),
+        (
+            "signed by another key",
+            "valid signature, but by a key that is not the author",
+            wire_of(good, other),
+            "BAD_SIGNATURE",
+            [],
+        ),
+        (
+            "wrong net",
+            "entry of another federation",
+            wire_of(raw_map(payload_pairs(key, net=pk(OTHER_NET))), key),
+            "WRONG_NET",
+            [],
+        ),
+        (
+            "unsupported version",
+            "v = 2",
+            wire_of(raw_map(payload_pairs(key, v=pk(2))), key),
+            "UNSUPPORTED_VERSION",
+            [],
+        ),
+        (
+            "unknown payload field",
+            "payload has an extra field 'x'",
+            wire_of(raw_map(payload_pairs(key, x=pk(1))), key),
+            "UNKNOWN_FIELD",
+            [],
+        ),
+        (
+            "missing payload field",
+            "payload lacks 'ts'",
+            wire_of(raw_map([kv for kv in payload_pairs(key) if kv[0] != "ts"]), key),
+            "MISSING_FIELD",
+            [],
+        ),
+        (
+            "prev at seq 1",
+            "the first entry names a prev",
+            wire_of(raw_map(payload_pairs(key, prev=pk(b"\x00" * 32))), key),
+            "BAD_PREV",
+            [],
+        ),
+        (
+            "wrong prev",
+            "entry 2 names an id that is not entry 1's",
+            later(prev=pk(hashlib.sha256(b"not entry 1").digest())),
+            "BAD_PREV",
+            [chain_1.wire],
+        ),
+        ("seq gap", "entry 3 follows entry 1", later(seq=pk(3)), "SEQ_GAP", [chain_1.wire]),
+        (
+            "ts before prev",
+            "entry 2 is older than entry 1",
+            later(ts=pk(NOW - 2_000)),
+            "TS_BEFORE_PREV",
+            [chain_1.wire],
+        ),
+        (
+            "wrong author in chain",
+            "entry 2 of another author after entry 1",
+            (lambda k: wire_of(raw_map(payload_pairs(k, prev=pk(chain_1.id), seq=pk(2))), k))(
+                other
+            ),
+            "WRONG_AUTHOR",
+            [chain_1.wire],
+        ),
+        (
+            "oversize",
+            "entry larger than 65536 bytes (opaque kind with a 70000-byte bin)",
+            wire_of(
+                raw_map(
+                    payload_pairs(
+                        key, kind=pk("future.blob/1"), content=pk({"data": b"\x00" * 70_000})
+                    )
+                ),
+                key,
+            ),
+            "TOO_LARGE",
+            [],
+        ),
+        (
+            "too deep",
+            "opaque content nested 17 arrays deep (payload map is depth 1)",
+            wire_of(
+                raw_map(
+                    payload_pairs(
+                        key, kind=pk("future.tree/1"), content=raw_map([("t", nested(15))])
+                    )
+                ),
+                key,
+            ),
+            "TOO_DEEP",
+            [],
+        ),
+        (
+            "future timestamp",
+            "ts is 10 minutes and 1 ms ahead of the verifier's clock",
+            wire_of(raw_map(payload_pairs(key, ts=pk(NOW + p.MAX_CLOCK_SKEW_MS + 1))), key),
+            "TS_IN_FUTURE",
+            [],
+        ),
+        (
+            "timestamp before 2025",
+            "ts from a box whose clock reset to 1970",
+            wire_of(raw_map(payload_pairs(key, ts=pk(86_400_000))), key),
+            "BAD_VALUE",
+            [],
+        ),
+        (
+            "bad kind name",
+            "kind without a version",
+            wire_of(raw_map(payload_pairs(key, kind=pk("ataa.allocation"))), key),
+            "BAD_KIND",
+            [],
+        ),
+        (
+            "bad category",
+            "category outside the fixed list",
+            wire_of(raw_map(payload_pairs(key, content=content_with(category=pk("weapons")))), key),
+            "BAD_VALUE",
+            [],
+        ),
+        (
+            "bad date",
+            "2026-02-30 is not a calendar date",
+            wire_of(raw_map(payload_pairs(key, content=content_with(date=pk("2026-02-30")))), key),
+            "BAD_VALUE",
+            [],
+        ),
+        (
+            "free text in an allocation",
+            "an extra 'name' field (PII has no place in a feed)",
+            wire_of(
+                raw_map(payload_pairs(key, content=content_with(name=pk("محمد علي حسين")))), key
+            ),
+            "UNKNOWN_FIELD",
+            [],
+        ),
+        (
+            "trailing bytes",
+            "a valid wire followed by one more byte",
+            wire_of(good, key) + b"\xc0",
+            "MALFORMED",
+            [],
+        ),
+        (
+            "truncated",
+            "a valid wire missing its last byte",
+            wire_of(good, key)[:-1],
+            "MALFORMED",
+            [],
+        ),
+    ]
+    # keep the chain's second entry referenced, so a reader sees a valid continuation
+    assert p.verify_chain([chain_1.wire, chain_2.wire], net=NET, now_ms=NOW)[1] is not None
+    out = []
+    for name, why, wire, code, chain in cases:
+        out.append(
+            {
+                "name": name,
+                "why": why,
+                "net": NET.hex(),
+                "now_ms": NOW,
+                "code": code,
+                "chain": [w.hex() for w in chain],
+                "wire": wire.hex(),
+            }
+        )
+    return out
+
+
+def check_reject(vector: dict[str, Any]) -> str:
+    """Verify a reject vector the way a node would; return the code it fails with."""
+    net = bytes.fromhex(vector["net"])
+    wires = [bytes.fromhex(w) for w in vector["chain"]] + [bytes.fromhex(vector["wire"])]
+    try:
+        p.verify_chain(wires, net=net, now_ms=vector["now_ms"])
+    except p.RemoteProtocolError as exc:
+        return exc.code.value
+    return "ACCEPTED"
+
+
+# --- sealed message vectors ----------------------------------------------------------
+
+
+def sealed_vectors() -> list[dict[str, Any]]:
+    sender = p.signing_key(seed("A"))
+    recipient = p.signing_key(seed("B"))
+    enc_secret = seed("B-enc")
+    attachment = p.Attachment(
+        data=b"district,households\nIQD046,120\n", name="قائمة.csv", type="text/csv"
+    )
+    cases: list[tuple[str, p.Body]] = [
+        (
+            "text in Arabic",
+            p.TextMessage(
+                subject="توزيع السلال الغذائية", text="نرجو التنسيق قبل التوزيع يوم الخميس.\nشكراً"
+            ),
+        ),
+        (
+            "text with an attachment and a thread",
+            p.TextMessage(
+                text="Attached: households per district.",
+                thread=hashlib.sha256(b"thread").digest(),
+                attachments=(attachment,),
+            ),
+        ),
+        (
+            "delivery receipt",
+            p.Receipt(message=hashlib.sha256(b"some message").digest(), state="delivered"),
+        ),
+    ]
+    out = []
+    for index, (name, body) in enumerate(cases):
+        ephemeral = seed(f"ephemeral-{index}")
+        nonce = seed(f"nonce-{index}")[:16]
+        sealed = p.seal(
+            body,
+            sender_key=sender,
+            to=p.public_key(recipient),
+            recipient_enc_key=p.enc_public_key(enc_secret),
+            net=NET,
+            now_ms=NOW + index,
+            ephemeral_secret=ephemeral,
+            nonce=nonce,
+        )
+        envelope = msgpack.unpackb(sealed.envelope)
+        inner = _open(envelope["box"], enc_secret)
+        payload = msgpack.unpackb(inner)[0]
+        out.append(
+            {
+                "name": name,
+                "net": NET.hex(),
+                "sender_seed": seed("A").hex(),
+                "sender": p.public_key(sender).hex(),
+                "recipient": p.public_key(recipient).hex(),
+                "recipient_enc_secret": enc_secret.hex(),
+                "recipient_enc_key": p.enc_public_key(enc_secret).hex(),
+                "ephemeral_secret": ephemeral.hex(),
+                "ephemeral_public": p.enc_public_key(ephemeral).hex(),
+                "box_nonce": hashlib.blake2b(
+                    p.enc_public_key(ephemeral) + p.enc_public_key(enc_secret), digest_size=24
+                ).hexdigest(),
+                "nonce": nonce.hex(),
+                "ts": NOW + index,
+                "kind": body.KIND,
+                "content": value_json(body.to_content()),
+                "payload": payload.hex(),
+                "sig_input": (p.MESSAGE_TAG + payload).hex(),
+                "inner": inner.hex(),
+                "id": sealed.id.hex(),
+                "envelope": sealed.envelope.hex(),
+            }
+        )
+    return out
+
+
+def _open(box: bytes, secret: bytes) -> bytes:
+    from nacl.public import PrivateKey, SealedBox
+
+    return SealedBox(PrivateKey(secret)).decrypt(box)
+
+
+# --- files ------------------------------------------------------------------------
+
+
+def build() -> dict[str, str]:
+    """Every vector file's exact text."""
+    chain = main_chain()
+    entries = [_entry_vector(n, s, e) for n, s, e in chain + other_entries()]
+    rejects = reject_vectors()
+    for vector in rejects:
+        got = check_reject(vector)
+        if got != vector["code"]:
+            raise AssertionError(
+                f"reject vector {vector['name']!r}: expected {vector['code']}, got {got}"
+            )
+
+    def dump(value: Any) -> str:
+        return json.dumps(value, ensure_ascii=False, indent=2) + "\n"
+
+    header = "# Feed A of protocol/vectors/entries.json: one hex wire per line, in order.\n"
+    return {
+        "entries.json": dump(entries),
+        "reject.json": dump(rejects),
+        "sealed.json": dump(sealed_vectors()),
+        "chain.txt": header + "".join(e.wire.hex() + "\n" for _, _, e in chain),
+    }
+
+
+def main(
+    argv: Sequence[str] | None = None, *, write: Callable[[Path, str], None] | None = None
+) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.gen_vectors", description=__doc__)
+    parser.add_argument("--check", action="store_true", help="exit 1 if the files are stale")
+    args = parser.parse_args(argv)
+    stale = []
+    for name, text in build().items():
+        path = VECTORS / name
+        if path.exists() and path.read_text(encoding="utf-8") == text:
+            continue
+        stale.append(name)
+        if not args.check:
+            (write or (lambda p, t: p.write_text(t, encoding="utf-8")))(path, text)
+    if args.check and stale:
+        print(
+            f"stale vectors: {', '.join(stale)}; run python -m tools.gen_vectors", file=sys.stderr
+        )
+        return 1
+    print(("rewrote " + ", ".join(stale)) if stale else "vectors are up to date")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
