@@ -45,6 +45,14 @@ def _read(argument: str) -> bytes:
     if not argument.startswith("@"):
         return _hex(argument, "the argument")
     path = argument[1:]
+    data = _read_file(path)
+    try:
+        return _hex(data.decode("ascii"), path)
+    except (UnicodeDecodeError, _InputError):
+        return data  # raw bytes
+
+
+def _read_file(path: str) -> bytes:
     try:
         if path == "-":
             data = sys.stdin.buffer.read(_MAX_INPUT_BYTES + 1)
@@ -55,10 +63,7 @@ def _read(argument: str) -> bytes:
         raise _InputError(f"cannot read {path!r}: {exc.strerror}") from None
     if len(data) > _MAX_INPUT_BYTES:
         raise _InputError(f"{path!r} is larger than {_MAX_INPUT_BYTES} bytes")
-    try:
-        return _hex(data.decode("ascii"), path)
-    except (UnicodeDecodeError, _InputError):
-        return data  # raw bytes
+    return data
 
 
 def _lines(argument: str) -> list[bytes]:
@@ -74,16 +79,7 @@ def _lines(argument: str) -> list[bytes]:
 
 def _read_text(path: str) -> str:
     try:
-        if path == "-":
-            raw = sys.stdin.buffer.read(_MAX_INPUT_BYTES + 1)
-        else:
-            with open(path, "rb") as handle:
-                raw = handle.read(_MAX_INPUT_BYTES + 1)
-        if len(raw) > _MAX_INPUT_BYTES:
-            raise _InputError(f"{path!r} is larger than {_MAX_INPUT_BYTES} bytes")
-        return raw.decode("ascii")
-    except OSError as exc:
-        raise _InputError(f"cannot read {path!r}: {exc.strerror}") from None
+        return _read_file(path).decode("ascii")
     except UnicodeDecodeError:
         raise _InputError(f"{path!r} is not hex text") from None
 
@@ -175,6 +171,9 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         result, status = {"error": "BAD_INPUT", "message": str(exc)}, 2
     else:
         status = 0
-    json.dump(result, stream, ensure_ascii=False, indent=2)
-    stream.write("\n")
+    try:
+        stream.write(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
+        stream.flush()
+    except BrokenPipeError:  # e.g. piped into `head`: the reader has all it wanted
+        pass
     return status

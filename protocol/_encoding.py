@@ -64,15 +64,15 @@ class _Map(list[tuple[Any, Any]]):
     __slots__ = ()
 
 
-def _unpack(data: bytes) -> Any:
-    """Run the C unpacker, translating everything it raises into our errors."""
+def _unpack(data: bytes, pairs_hook: type[_Map] | None = _Map) -> Any:
+    """Run the C unpacker, translating everything it raises into our errors.
+
+    With ``pairs_hook=None`` maps come back as plain dicts: faster, but duplicate keys
+    collapse, so such callers must re-encode and compare (see :func:`unpack_fast`).
+    """
     try:
         return msgpack.unpackb(
-            data,
-            raw=False,
-            use_list=True,
-            strict_map_key=False,
-            object_pairs_hook=_Map,
+            data, raw=False, use_list=True, strict_map_key=False, object_pairs_hook=pairs_hook
         )
     except msgpack.StackError:
         _remote(ErrorCode.TOO_DEEP, "nesting deeper than the decoder's stack")
@@ -207,16 +207,7 @@ def unpack_fast(data: bytes) -> Any:
     Duplicate keys collapse here, which the caller's byte comparison then catches (the
     re-encoding is shorter); :func:`diagnose` names the precise fault.
     """
-    try:
-        return msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=False)
-    except msgpack.StackError:
-        _remote(ErrorCode.TOO_DEEP, "nesting deeper than the decoder's stack")
-    except msgpack.ExtraData:
-        _remote(ErrorCode.MALFORMED, "trailing bytes after the msgpack value")
-    except UnicodeDecodeError:
-        _remote(ErrorCode.MALFORMED, "str is not valid UTF-8")
-    except (msgpack.UnpackException, ValueError, TypeError, OverflowError) as exc:
-        _remote(ErrorCode.MALFORMED, f"not msgpack: {type(exc).__name__}")
+    return _unpack(data, None)
 
 
 _packers = threading.local()
