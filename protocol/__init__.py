@@ -52,6 +52,7 @@ from ._kinds import (
 )
 from ._schema import Body
 from ._sealed import (
+    MAX_MESSAGE_AGE_MS,
     MAX_SEALED_BYTES,
     MESSAGE_TAG,
     Envelope,
@@ -74,6 +75,7 @@ __all__ = [
     "MAX_DOCUMENT_BYTES",
     "MAX_ENTRY_BYTES",
     "MAX_ITEMS",
+    "MAX_MESSAGE_AGE_MS",
     "MAX_SEALED_BYTES",
     "MAX_SEQ",
     "MAX_TS",

@@ -80,7 +80,11 @@ def _unpack(data: bytes, pairs_hook: type[_Map] | None = _Map) -> Any:
         _remote(ErrorCode.MALFORMED, "trailing bytes after the msgpack value")
     except UnicodeDecodeError:
         _remote(ErrorCode.MALFORMED, "str is not valid UTF-8")
-    except (msgpack.UnpackException, ValueError, TypeError, OverflowError) as exc:
+    except TypeError:
+        # Only the dict-building fast path raises it: a map key that is itself an
+        # array or map (unhashable). The pairs path reports the same fault itself.
+        _remote(ErrorCode.FORBIDDEN_TYPE, "map key is not a str")
+    except (msgpack.UnpackException, ValueError, OverflowError) as exc:
         # OutOfData (truncated), FormatError (reserved byte 0xc1), and limits.
         _remote(ErrorCode.MALFORMED, f"not msgpack: {type(exc).__name__}")
 

@@ -15,7 +15,14 @@ from typing import Any, Final, NamedTuple
 from ._encoding import check_tree, diagnose, encode, pack, unpack_fast
 from ._errors import ErrorCode, LocalProtocolError, ProtocolError, RemoteProtocolError
 from ._keys import SigningKey, public_key, sign, verify
-from ._kinds import ENTRY_KINDS, KIND_NAME, MAX_KIND_BYTES, KeyRotate, check_kind_name
+from ._kinds import (
+    ENTRY_KINDS,
+    KIND_NAME,
+    MAX_KIND_BYTES,
+    MESSAGE_NAMESPACE,
+    KeyRotate,
+    check_kind_name,
+)
 from ._schema import Body
 
 __all__ = [
@@ -42,8 +49,8 @@ ROTATE_TAG: Final = b"watan/key-rotate/v1\x00"
 #: author can make every node store (bulk data travels in direct messages instead).
 MAX_ENTRY_BYTES: Final = 65_536
 
-#: How far an entry's ``ts`` may lie ahead of the verifier's clock. Kerberos tolerates
-#: 5 minutes (RFC 4120 §1.7); we allow 10 because NGO boxes may go days without
+#: How far an entry's ``ts`` may lie ahead of the verifier's clock. Kerberos deployments
+#: tolerate 5 minutes (RFC 4120 §10); we allow 10 because NGO boxes may go days without
 #: reaching an NTP server. A later entry is not invalid, only early: callers should
 #: retry it later rather than count it against the peer (SPEC §4.3).
 MAX_CLOCK_SKEW_MS: Final = 10 * 60 * 1000
@@ -258,11 +265,15 @@ def verify_entry(
 
     spec = ENTRY_KINDS.get(kind)
     if spec is None:
+        if kind.startswith(MESSAGE_NAMESPACE):
+            _fail(ErrorCode.BAD_KIND, "message kinds never enter feeds (SPEC §5.1.1)")
         check_tree(content, 2)
     else:
         spec.check_content(content)
         if spec is KeyRotate:
-            _check_rotation(content, net=net, author=entry_author, seq=seq, prev=prev)
+            _check_rotation(
+                content, net=net, author=entry_author, seq=seq, prev=prev, key=key or entry_author
+            )
     return Entry(
         hashlib.sha256(wire).digest(),
         wire,
@@ -287,11 +298,13 @@ def rotation_statement(
 
 
 def _check_rotation(
-    content: dict[str, Any], *, net: bytes, author: bytes, seq: int, prev: Any
+    content: dict[str, Any], *, net: bytes, author: bytes, seq: int, prev: Any, key: bytes
 ) -> None:
     if seq == 1:
         _fail(ErrorCode.BAD_VALUE, "a feed cannot rotate its key in its first entry")
     new_key = content["new_key"]
+    if new_key == key:
+        _fail(ErrorCode.BAD_VALUE, "new_key is the key the feed already has")
     message = rotation_statement(net=net, author=author, seq=seq, prev=prev, new_key=new_key)
     try:
         verify(new_key, message, content["new_sig"])

@@ -41,8 +41,9 @@ class ErrorCode(enum.StrEnum):
     SEQ_GAP = "SEQ_GAP"
     TS_IN_FUTURE = "TS_IN_FUTURE"
     TS_BEFORE_PREV = "TS_BEFORE_PREV"
+    EXPIRED = "EXPIRED"  # a sealed message older than MAX_MESSAGE_AGE_MS
     CLOCK_UNSET = "CLOCK_UNSET"
-    FORK = "FORK"
+    FORK = "FORK"  # raised by nodes that find one (SPEC §4.2), not by this library
     NOT_A_FORK = "NOT_A_FORK"
     # Sealed messages (SPEC §6)
     WRONG_RECIPIENT = "WRONG_RECIPIENT"

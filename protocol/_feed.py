@@ -14,11 +14,18 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from ._encoding import decode, encode
-from ._entry import MIN_TS, Entry, create_entry, rotation_statement, verify_entry
+from ._entry import (
+    MAX_ENTRY_BYTES,
+    MIN_TS,
+    Entry,
+    create_entry,
+    rotation_statement,
+    verify_entry,
+)
 from ._errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from ._keys import SigningKey, public_key, sign
 from ._kinds import KeyRotate
-from ._schema import Body
+from ._schema import Body, bin_exact, bin_max, check_map, uint
 
 __all__ = [
     "FeedHead",
@@ -33,7 +40,13 @@ __all__ = [
 ]
 
 #: A fork proof is two entries and a key; bounded by two maximal entries plus framing.
-_MAX_PROOF_BYTES: Final = 2 * 65_536 + 128
+_MAX_PROOF_BYTES: Final = 2 * MAX_ENTRY_BYTES + 128
+_PROOF_FIELDS: Final = {
+    "a": bin_max(MAX_ENTRY_BYTES),
+    "b": bin_max(MAX_ENTRY_BYTES),
+    "key": bin_exact(32),
+    "v": uint(0, 2**32 - 1),
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -208,26 +221,28 @@ def make_fork_proof(one: Entry, other: Entry, *, key: bytes | None = None) -> Fo
     return ForkProof(first=first, second=second, key=key or one.author)
 
 
-def verify_fork_proof(data: bytes, *, net: bytes) -> ForkProof:
+def verify_fork_proof(data: bytes, *, net: bytes, key: bytes | None = None) -> ForkProof:
     """Check a fork proof received from a peer.
 
+    Args:
+        key: the key that was valid for the feed at the forked seq, when the feed has
+            rotated keys before it; by default the author's own key. The proof names
+            a key, but only the verifier knows which key the author had: without this
+            check anyone could sign two entries "by" an innocent author and frame it.
+
     Raises:
-        RemoteProtocolError: malformed, an entry invalid, or NOT_A_FORK.
+        RemoteProtocolError: malformed, an entry invalid, BAD_SIGNATURE (not signed by
+            the author's key), or NOT_A_FORK.
     """
-    value = decode(data, max_size=_MAX_PROOF_BYTES)
-    if type(value) is not dict or sorted(value) != ["a", "b", "key", "v"]:
-        _remote(ErrorCode.MALFORMED, "a fork proof is {a, b, key, v}")
-    if value["v"] != 1 or type(value["v"]) is not int:
+    value = check_map("fork proof", decode(data, max_size=_MAX_PROOF_BYTES), _PROOF_FIELDS)
+    if value["v"] != 1:
         _remote(ErrorCode.UNSUPPORTED_VERSION, "fork proof version is not 1")
-    key = value["key"]
-    if type(key) is not bytes or len(key) != 32:
-        _remote(ErrorCode.WRONG_TYPE, "key must be 32 bytes")
-    if type(value["a"]) is not bytes or type(value["b"]) is not bytes:
-        _remote(ErrorCode.WRONG_TYPE, "a and b must be entry wires")
-    first = verify_entry(value["a"], net=net, now_ms=None, key=key)
-    second = verify_entry(value["b"], net=net, now_ms=None, key=key)
+    first = verify_entry(value["a"], net=net, now_ms=None, key=value["key"])
+    second = verify_entry(value["b"], net=net, now_ms=None, key=value["key"])
+    if value["key"] != (key or first.author):
+        _remote(ErrorCode.BAD_SIGNATURE, "the proof is not signed with the author's key")
     if first.author != second.author or first.seq != second.seq or first.id == second.id:
         _remote(ErrorCode.NOT_A_FORK, "the entries are not a fork")
     if not first.id < second.id:
         _remote(ErrorCode.NON_CANONICAL, "a fork proof lists the smaller id first")
-    return ForkProof(first=first, second=second, key=key)
+    return ForkProof(first=first, second=second, key=value["key"])

@@ -65,6 +65,8 @@ def fingerprint(key: bytes) -> str:
     5 bytes of the hash as a big-endian integer modulo 100000, ~99.6 bits in all, so
     finding another key with the same fingerprint costs ~2**99 work.
     """
+    if type(key) is not bytes or len(key) != 32:
+        raise LocalProtocolError("a public key is 32 bytes", code=ErrorCode.BAD_KEY)
     digest = hashlib.sha512(_FINGERPRINT_TAG + key).digest()
     groups = (int.from_bytes(digest[i : i + 5], "big") % 100_000 for i in range(0, 30, 5))
     return " ".join(f"{group:05d}" for group in groups)

@@ -36,6 +36,7 @@ __all__ = [
     "ENTRY_KINDS",
     "KIND_NAME",
     "MESSAGE_KINDS",
+    "MESSAGE_NAMESPACE",
     "SECTORS",
     "VOID_REASONS",
     "Allocation",
@@ -54,6 +55,8 @@ __all__ = [
 KIND_NAME = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+/[1-9][0-9]{0,5}")
 #: A kind name is repeated in every entry; 64 bytes is ample and keeps entries small.
 MAX_KIND_BYTES: Final = 64
+#: Kinds in this namespace travel only inside sealed messages, and only they do.
+MESSAGE_NAMESPACE: Final = "msg."
 
 
 def check_kind_name(name: str, value: Any) -> None:
@@ -70,7 +73,13 @@ _SIG = bin_exact(64)
 # only the format, so a new district does not need a protocol release.
 _GOVERNORATE = pattern(r"IQG(0[1-9]|1[0-9])", "a governorate P-code IQG01..IQG19")
 _DISTRICT = pattern(r"IQD[0-9]{3}", "a district P-code IQD + 3 digits")
-_IDENT = pattern(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", "1-64 of A-Z a-z 0-9 . _ - (not first)")
+# A program id names a program, never a person: it starts with a letter and has no run
+# of 7 or more digits, so a national ID (12 digits) or a phone number (11) cannot be
+# smuggled into a feed through it (DESIGN §5).
+_PROGRAM = pattern(
+    r"(?!.*[0-9]{7})[A-Za-z][A-Za-z0-9._-]{0,63}",
+    "1-64 of A-Z a-z 0-9 . _ -, starting with a letter, no run of 7+ digits",
+)
 
 #: Sectors an NGO can declare in its profile (coordinated with the cluster system).
 SECTORS: Final = (
@@ -215,7 +224,7 @@ class Allocation(Body):
             "date": date_str,
             "district": _DISTRICT,
             "epoch": uint(1, 2**32 - 1),
-            "program": _IDENT,
+            "program": _PROGRAM,
             "pseudonym": _KEY,
             "quantity": uint(1, 10**9),
             "unit": one_of(ALLOCATION_UNITS),
@@ -260,6 +269,7 @@ ATTACHMENT_TYPES: Final = (
 )
 #: Attachments together: 768 KiB, so a sealed message stays under 1 MiB on the wire.
 MAX_ATTACHMENTS_BYTES: Final = 786_432
+MAX_ATTACHMENTS: Final = 8
 
 
 @finish
@@ -281,8 +291,8 @@ class Attachment(Body):
 def _attachments(name: str, value: Any) -> None:
     if type(value) is not tuple:
         wrong_type(name, value, "array")
-    if len(value) > 8:
-        fail(ErrorCode.BAD_VALUE, f"{name}: at most 8 attachments")
+    if not 1 <= len(value) <= MAX_ATTACHMENTS:
+        fail(ErrorCode.BAD_VALUE, f"{name}: 1..{MAX_ATTACHMENTS} attachments (omit if none)")
     total = 0
     for index, item in enumerate(value):
         if type(item) is not Attachment:
@@ -319,7 +329,8 @@ class TextMessage(Body):
 
     @classmethod
     def _prepare(cls, content: dict[str, Any]) -> dict[str, Any]:
-        if type(content.get("attachments")) is list:
+        attachments = content.get("attachments")
+        if type(attachments) is list and len(attachments) <= MAX_ATTACHMENTS:
             content = dict(content)
             content["attachments"] = tuple(
                 Attachment.from_content(item) for item in content["attachments"]

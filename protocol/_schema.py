@@ -22,6 +22,7 @@ __all__ = [
     "Check",
     "bin_exact",
     "bin_max",
+    "check_map",
     "date_str",
     "list_of",
     "one_of",
@@ -92,11 +93,18 @@ def one_of(choices: Iterable[str]) -> Check:
     return _fast(check, "type({v}) is str and {v} in {g}", allowed)
 
 
-# C0 and C1 controls, and the bidirectional embedding/override/isolate controls that can
-# make text display differently from what it contains (CVE-2021-42574, "Trojan Source").
-# Arabic text never needs them: the Unicode bidi algorithm orders it correctly alone.
-_FORBIDDEN_SINGLE_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-_FORBIDDEN_MULTI_LINE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# C0 and C1 controls; the bidirectional embedding/override/isolate controls that can
+# make text display differently from what it contains (CVE-2021-42574, "Trojan Source"),
+# which Arabic text never needs (the bidi algorithm orders it correctly alone); the
+# line and paragraph separators U+2028/9 (a line break is LF, once); and U+FEFF (a byte
+# order mark is not text). Zero-width (non-)joiners stay allowed: Kurdish and Persian
+# spelling needs them. Multi-line text allows LF and TAB; UIs turn CR LF into LF.
+_FORBIDDEN_SINGLE_LINE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029\ufeff]"
+)
+_FORBIDDEN_MULTI_LINE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029\ufeff]"
+)
 
 
 def text(max_bytes: int, *, min_chars: int = 1, multi_line: bool = False) -> Check:
@@ -196,6 +204,25 @@ def check_keys(
         fail(ErrorCode.MISSING_FIELD, f"{name}: missing field {missing[0]!r}")
     if keys != sorted(keys):
         fail(ErrorCode.NON_CANONICAL, f"{name}: keys are not sorted by UTF-8 bytes")
+
+
+def check_map(name: str, value: Any, checks: Mapping[str, Check]) -> dict[str, Any]:
+    """Check a received fixed-shape map (envelope, message payload, fork proof) with
+    the same rules and codes as a kind's content: every field required.
+
+    Raises:
+        RemoteProtocolError: WRONG_TYPE, UNKNOWN_FIELD, MISSING_FIELD, BAD_VALUE...
+    """
+    try:
+        if type(value) is not dict:
+            wrong_type(name, value, "map")
+        known = tuple(sorted(checks))
+        check_keys(name, list(value), known, known)
+        for field, check in checks.items():
+            check(f"{name}.{field}", value[field])
+    except LocalProtocolError as exc:
+        raise RemoteProtocolError(exc.message, code=exc.code) from None
+    return value
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

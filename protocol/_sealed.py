@@ -21,7 +21,7 @@ cannot pass a message on to a third node as if it had been sent there.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -32,10 +32,11 @@ from ._encoding import check_tree, decode, encode
 from ._entry import MAX_CLOCK_SKEW_MS, MAX_TS, MIN_TS
 from ._errors import ErrorCode, LocalProtocolError, ProtocolError, RemoteProtocolError
 from ._keys import SigningKey, public_key, sign, verify
-from ._kinds import MESSAGE_KINDS, check_kind_name
-from ._schema import Body
+from ._kinds import MESSAGE_KINDS, MESSAGE_NAMESPACE, check_kind_name
+from ._schema import Body, bin_exact, bin_max, check_map, fail, uint, wrong_type
 
 __all__ = [
+    "MAX_MESSAGE_AGE_MS",
     "MAX_SEALED_BYTES",
     "MESSAGE_TAG",
     "Envelope",
@@ -52,10 +53,44 @@ MESSAGE_TAG: Final = b"watan/message/v1\x00"
 #: framing fit; anything bigger belongs in a document exchange, not a message queue
 #: that must be retried over links of a few kB/s.
 MAX_SEALED_BYTES: Final = 1_048_576
-#: Envelope framing is 168 bytes and the sealed box adds 48; 256 is a safe margin.
+#: How old a message may be when it arrives: 30 days. Offline-first links can hold a
+#: message in an outbox or at a relay for days; past this the sender gives up and the
+#: recipient refuses it, so an inbox need remember ids (to drop replays) only this long.
+MAX_MESSAGE_AGE_MS: Final = 30 * 24 * 60 * 60 * 1000
+#: The envelope's framing takes at most 125 bytes and the sealed box adds 48 (a 32-byte
+#: ephemeral key and a 16-byte tag): 256 leaves a margin.
 _MAX_INNER_BYTES: Final = MAX_SEALED_BYTES - 256
-_PAYLOAD_KEYS: Final = ("content", "from", "kind", "net", "nonce", "to", "ts", "v")
-_ENVELOPE_KEYS: Final = ("box", "id", "net", "to", "v")
+_BOX_OVERHEAD: Final = 48
+
+
+def _map(name: str, value: Any) -> None:
+    if type(value) is not dict:
+        wrong_type(name, value, "map")
+
+
+def _message_kind(name: str, value: Any) -> None:
+    check_kind_name(name, value)
+    if not value.startswith(MESSAGE_NAMESPACE):
+        fail(ErrorCode.BAD_KIND, f"{name}: message kinds are in the msg. namespace")
+
+
+_ENVELOPE_FIELDS: Final = {
+    "box": bin_max(MAX_SEALED_BYTES),
+    "id": bin_exact(32),
+    "net": bin_exact(32),
+    "to": bin_exact(32),
+    "v": uint(0, 2**32 - 1),
+}
+_PAYLOAD_FIELDS: Final = {
+    "content": _map,
+    "from": bin_exact(32),
+    "kind": _message_kind,
+    "net": bin_exact(32),
+    "nonce": bin_exact(16),
+    "to": bin_exact(32),
+    "ts": uint(MIN_TS, MAX_TS),
+    "v": uint(0, 2**32 - 1),
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,6 +130,16 @@ class Sealed:
 
 def _remote(code: ErrorCode, message: str) -> Any:
     raise RemoteProtocolError(message, code=code)
+
+
+def _verify_any(keys: Sequence[bytes], message: bytes, sig: bytes) -> None:
+    for key in keys:
+        try:
+            verify(key, message, sig)
+        except RemoteProtocolError:
+            continue
+        return
+    _remote(ErrorCode.BAD_SIGNATURE, "message is not signed by any key of its sender")
 
 
 def enc_public_key(enc_secret: bytes) -> bytes:
@@ -153,6 +198,8 @@ def seal(
         fields = dict(content)
     if type(nonce) is not bytes or len(nonce) != 16:
         raise LocalProtocolError("nonce must be 16 bytes", code=ErrorCode.BAD_VALUE)
+    if now_ms < MIN_TS:
+        raise LocalProtocolError("the clock is not set (before 2025)", code=ErrorCode.CLOCK_UNSET)
     payload = encode(
         {
             "content": fields,
@@ -174,7 +221,7 @@ def seal(
     )
     try:
         message = _parse_inner(
-            inner, envelope_to=to, net=net, key=public_key(sender_key), now_ms=None
+            inner, envelope_to=to, net=net, keys=public_key(sender_key), now_ms=None
         )
     except ProtocolError as exc:
         raise LocalProtocolError(exc.message, code=exc.code) from None
@@ -187,16 +234,11 @@ def open_envelope(data: bytes, *, net: bytes) -> Envelope:
     Raises:
         RemoteProtocolError: malformed, oversized, or WRONG_NET.
     """
-    value = decode(data, max_size=MAX_SEALED_BYTES)
-    if type(value) is not dict or tuple(value) != _ENVELOPE_KEYS:
-        _remote(ErrorCode.MALFORMED, "an envelope is {box, id, net, to, v}")
-    if type(value["v"]) is not int or value["v"] != 1:
+    value = check_map("envelope", decode(data, max_size=MAX_SEALED_BYTES), _ENVELOPE_FIELDS)
+    if value["v"] != 1:
         _remote(ErrorCode.UNSUPPORTED_VERSION, "envelope version is not 1")
-    for name, size in (("id", 32), ("net", 32), ("to", 32)):
-        if type(value[name]) is not bytes or len(value[name]) != size:
-            _remote(ErrorCode.WRONG_TYPE, f"{name} must be {size} bytes")
-    if type(value["box"]) is not bytes or len(value["box"]) < 48:
-        _remote(ErrorCode.WRONG_TYPE, "box must be a sealed box")
+    if len(value["box"]) < _BOX_OVERHEAD:
+        _remote(ErrorCode.BAD_VALUE, "box is shorter than a sealed box's overhead")
     if value["net"] != net:
         _remote(ErrorCode.WRONG_NET, "envelope belongs to another federation")
     return Envelope(id=value["id"], net=net, to=value["to"], box=value["box"], wire=bytes(data))
@@ -209,18 +251,22 @@ def unseal(
     recipient: bytes,
     enc_secret: bytes,
     now_ms: int | None,
-    sender_key: Callable[[bytes], bytes] | None = None,
+    sender_keys: Callable[[bytes], Sequence[bytes]] | None = None,
 ) -> Message:
     """Open, authenticate and parse a message addressed to us.
 
     Args:
         recipient: our node id; ``enc_secret`` our X25519 secret.
-        sender_key: maps a sender's node id to its current signing key (after a
-            rotation); by default the node id itself.
+        now_ms: our clock, to refuse messages from the future and messages older than
+            :data:`MAX_MESSAGE_AGE_MS`; None skips both (for tools).
+        sender_keys: maps a sender's node id to the keys its messages may be signed
+            with: its current key and those it rotated away from within
+            :data:`MAX_MESSAGE_AGE_MS`, so messages queued before a rotation still
+            arrive. By default the node id itself.
 
     Raises:
         RemoteProtocolError: WRONG_RECIPIENT, DECRYPT_FAILED, ID_MISMATCH,
-            BAD_SIGNATURE, WRONG_NET, TS_IN_FUTURE, or a schema/encoding error.
+            BAD_SIGNATURE, WRONG_NET, TS_IN_FUTURE, EXPIRED, or a schema/encoding error.
     """
     envelope = open_envelope(data, net=net)
     if envelope.to != recipient:
@@ -233,7 +279,7 @@ def unseal(
         _remote(ErrorCode.DECRYPT_FAILED, "box does not open with our key")
     if hashlib.sha256(inner).digest() != envelope.id:
         _remote(ErrorCode.ID_MISMATCH, "envelope id is not the hash of its message")
-    return _parse_inner(inner, envelope_to=envelope.to, net=net, key=sender_key, now_ms=now_ms)
+    return _parse_inner(inner, envelope_to=envelope.to, net=net, keys=sender_keys, now_ms=now_ms)
 
 
 def _parse_inner(
@@ -241,7 +287,7 @@ def _parse_inner(
     *,
     envelope_to: bytes,
     net: bytes,
-    key: bytes | Callable[[bytes], bytes] | None,
+    keys: bytes | Callable[[bytes], Sequence[bytes]] | None,
     now_ms: int | None,
 ) -> Message:
     outer = decode(inner, max_size=_MAX_INNER_BYTES)
@@ -250,33 +296,21 @@ def _parse_inner(
     payload, sig = outer
     if type(payload) is not bytes or type(sig) is not bytes or len(sig) != 64:
         _remote(ErrorCode.WRONG_TYPE, "a message is [bin, bin 64]")
-    fields = decode(payload, max_size=_MAX_INNER_BYTES)
-    if type(fields) is not dict or tuple(fields) != _PAYLOAD_KEYS:
-        _remote(ErrorCode.MALFORMED, "message payload has the wrong fields")
-    if type(fields["v"]) is not int or fields["v"] != 1:
+    fields = check_map("message", decode(payload, max_size=_MAX_INNER_BYTES), _PAYLOAD_FIELDS)
+    if fields["v"] != 1:
         _remote(ErrorCode.UNSUPPORTED_VERSION, "message version is not 1")
-    for name, size in (("from", 32), ("net", 32), ("to", 32), ("nonce", 16)):
-        if type(fields[name]) is not bytes or len(fields[name]) != size:
-            _remote(ErrorCode.WRONG_TYPE, f"{name} must be {size} bytes")
     if fields["net"] != net:
         _remote(ErrorCode.WRONG_NET, "message belongs to another federation")
     if fields["to"] != envelope_to:
         _remote(ErrorCode.WRONG_RECIPIENT, "message was signed for another recipient")
     ts = fields["ts"]
-    if type(ts) is not int or not MIN_TS <= ts <= MAX_TS:
-        _remote(ErrorCode.BAD_VALUE, "ts out of range")
     if now_ms is not None and ts > now_ms + MAX_CLOCK_SKEW_MS:
         _remote(ErrorCode.TS_IN_FUTURE, "message ts is ahead of our clock")
+    if now_ms is not None and ts < now_ms - MAX_MESSAGE_AGE_MS:
+        _remote(ErrorCode.EXPIRED, "message is older than the inbox remembers ids")
     sender = fields["from"]
-    signer = key(sender) if callable(key) else (key or sender)
-    verify(signer, MESSAGE_TAG + payload, sig)
+    _verify_any(keys(sender) if callable(keys) else [keys or sender], MESSAGE_TAG + payload, sig)
     kind, content = fields["kind"], fields["content"]
-    try:
-        check_kind_name("kind", kind)
-    except LocalProtocolError as exc:
-        _remote(exc.code, exc.message)
-    if type(content) is not dict:
-        _remote(ErrorCode.WRONG_TYPE, "content must be a map")
     spec = MESSAGE_KINDS.get(kind)
     if spec is None:
         check_tree(content, 2)

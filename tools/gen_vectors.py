@@ -513,6 +513,23 @@ def reject_vectors() -> list[dict[str, Any]]:
             [],
         ),
         (
+            "national ID in a program id",
+            "program 'p199012345678' carries a 12-digit number (no run of 7+ digits allowed)",
+            wire_of(
+                raw_map(payload_pairs(key, content=content_with(program=pk("p199012345678")))),
+                key,
+            ),
+            "BAD_VALUE",
+            [],
+        ),
+        (
+            "message kind in a feed",
+            "msg.* kinds travel only inside sealed messages",
+            wire_of(raw_map(payload_pairs(key, kind=pk("msg.text/1"), content=pk({}))), key),
+            "BAD_KIND",
+            [],
+        ),
+        (
             "trailing bytes",
             "a valid wire followed by one more byte",
             wire_of(good, key) + b"\xc0",
