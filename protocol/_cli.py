@@ -84,16 +84,16 @@ def _read_text(path: str) -> str:
         raise _InputError(f"{path!r} is not hex text") from None
 
 
-def _net(value: str | None) -> bytes | None:
+def _bytes32(value: str | None, option: str) -> bytes | None:
     if value is None:
         return None
-    net = _hex(value, "--net")
-    if len(net) != 32:
-        raise _InputError("--net must be 32 bytes (64 hex digits)")
-    return net
+    raw = _hex(value, option)
+    if len(raw) != 32:
+        raise _InputError(f"{option} must be 32 bytes (64 hex digits)")
+    return raw
 
 
-def _decode(data: bytes, net: bytes | None) -> dict[str, Any]:
+def _decode(data: bytes, net: bytes | None, key: bytes | None) -> dict[str, Any]:
     if len(data) > MAX_SEALED_BYTES:
         raise _InputError(f"input is larger than {MAX_SEALED_BYTES} bytes")
     top = unpack_fast(data)
@@ -101,9 +101,9 @@ def _decode(data: bytes, net: bytes | None) -> dict[str, Any]:
         return envelope_json(open_envelope(data, net=net or _field(top, "net")))
     if isinstance(top, dict) and "key" in top and "a" in top:
         proof_net = net or _nested_net(top.get("a"))
-        return fork_proof_json(verify_fork_proof(data, net=proof_net))
+        return fork_proof_json(verify_fork_proof(data, net=proof_net, key=key))
     entry_net = net or _nested_net(data)
-    return entry_json(verify_entry(data, net=entry_net, now_ms=None))
+    return entry_json(verify_entry(data, net=entry_net, now_ms=None, key=key))
 
 
 def _field(value: dict[str, Any], name: str) -> bytes:
@@ -149,6 +149,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     decode.add_argument("input", metavar="HEX_OR_@FILE")
     decode.add_argument("--net", metavar="HEX", help="require this federation id")
+    decode.add_argument(
+        "--key", metavar="HEX", help="the feed's signing key, if it rotated (default: author)"
+    )
     chain = commands.add_parser("verify-chain", help="verify one feed, one hex wire per line")
     chain.add_argument("input", metavar="@FILE")
     chain.add_argument("--net", metavar="HEX", help="require this federation id")
@@ -160,9 +163,10 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     stream = out or sys.stdout
     args = _parser().parse_args(argv)
     try:
-        net = _net(args.net)
+        net = _bytes32(args.net, "--net")
         if args.command == "decode":
-            result = _decode(_read(args.input), net)
+            key = _bytes32(args.key, "--key")
+            result = _decode(_read(args.input), net, key)
         else:
             result = _verify_chain(_lines(args.input), net)
     except ProtocolError as exc:

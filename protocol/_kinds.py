@@ -330,7 +330,9 @@ class TextMessage(Body):
     @classmethod
     def _prepare(cls, content: dict[str, Any]) -> dict[str, Any]:
         attachments = content.get("attachments")
-        if type(attachments) is list and len(attachments) <= MAX_ATTACHMENTS:
+        if type(attachments) is list:
+            if not 1 <= len(attachments) <= MAX_ATTACHMENTS:  # before parsing any of them
+                fail(ErrorCode.BAD_VALUE, f"attachments: 1..{MAX_ATTACHMENTS} (omit if none)")
             content = dict(content)
             content["attachments"] = tuple(
                 Attachment.from_content(item) for item in content["attachments"]

@@ -262,7 +262,8 @@ def unseal(
         sender_keys: maps a sender's node id to the keys its messages may be signed
             with: its current key and those it rotated away from within
             :data:`MAX_MESSAGE_AGE_MS`, so messages queued before a rotation still
-            arrive. By default the node id itself.
+            arrive. Never a key rotated away from for ``compromise``: whoever holds it
+            could forge back-dated messages. By default the node id itself.
 
     Raises:
         RemoteProtocolError: WRONG_RECIPIENT, DECRYPT_FAILED, ID_MISMATCH,
