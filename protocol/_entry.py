@@ -108,13 +108,11 @@ class Entry(NamedTuple):
 
 def _wire_bytes(payload: bytes, sig: bytes) -> bytes:
     """The canonical wire for a payload and signature (SPEC §3.1), built directly."""
-    size = len(payload)
+    size = len(payload)  # < MAX_ENTRY_BYTES, so bin8 or bin16
     if size < 0x100:
         header = b"\x92\xc4" + bytes((size,))
-    elif size < 0x10000:
-        header = b"\x92\xc5" + size.to_bytes(2, "big")
     else:
-        header = b"\x92\xc6" + size.to_bytes(4, "big")
+        header = b"\x92\xc5" + size.to_bytes(2, "big")
     return header + payload + b"\xc4\x40" + sig
 
 
@@ -128,12 +126,12 @@ def _payload_keys_error(payload: Any, raw: bytes) -> None:
     keys = list(payload)
     if not all(type(key) is str for key in keys):
         _fail(ErrorCode.FORBIDDEN_TYPE, "payload: map key is not a str")
-    if len(keys) == len(set(keys)) and sorted(keys) == _PAYLOAD_KEYS:
-        if keys != _PAYLOAD_KEYS:
-            _fail(ErrorCode.NON_CANONICAL, "payload keys are not sorted by UTF-8 bytes")
-    # duplicates collapse in the fast decoder: let the strict decoder name them
+    # duplicates collapse in the fast decoder (possibly into an unsorted order): let the
+    # strict decoder name them first, as decode() would
     if pack(payload) != raw:
         diagnose(raw, max_size=MAX_ENTRY_BYTES)
+    if sorted(keys) == _PAYLOAD_KEYS and keys != _PAYLOAD_KEYS:
+        _fail(ErrorCode.NON_CANONICAL, "payload keys are not sorted by UTF-8 bytes")
     unknown = [k for k in keys if k not in _PAYLOAD_KEYS]
     if unknown:
         _fail(ErrorCode.UNKNOWN_FIELD, f"payload: unknown field {unknown[0][:40]!r}")
@@ -243,6 +241,7 @@ def verify_entry(
         type(version) is int
         and version == _VERSION
         and entry_net == net
+        and len(entry_net) == 32
         and type(entry_author) is bytes
         and len(entry_author) == 32
         and type(seq) is int

@@ -103,8 +103,6 @@ def verify_next(
         if entry.seq != 1:
             _remote(ErrorCode.SEQ_GAP, f"expected seq 1, got {entry.seq}")
         return entry, head_after(None, entry)
-    if entry.author != head.author:
-        _remote(ErrorCode.WRONG_AUTHOR, "entry belongs to another feed")
     if entry.seq != head.seq + 1:
         _remote(ErrorCode.SEQ_GAP, f"expected seq {head.seq + 1}, got {entry.seq}")
     if entry.prev != head.id:

@@ -8,9 +8,9 @@ from typing import Any
 from ._entry import Entry
 from ._feed import ForkProof
 from ._keys import fingerprint
-from ._sealed import Envelope, Message
+from ._sealed import Envelope
 
-__all__ = ["entry_json", "envelope_json", "fork_proof_json", "message_json", "value_json"]
+__all__ = ["entry_json", "envelope_json", "fork_proof_json", "value_json"]
 
 
 def value_json(value: Any) -> Any:
@@ -55,20 +55,6 @@ def envelope_json(envelope: Envelope) -> dict[str, Any]:
         "to": envelope.to.hex(),
         "box_size": len(envelope.box),
         "size": len(envelope.wire),
-    }
-
-
-def message_json(message: Message) -> dict[str, Any]:
-    return {
-        "type": "message",
-        "id": message.id.hex(),
-        "net": message.net.hex(),
-        "from": message.sender.hex(),
-        "to": message.to.hex(),
-        "ts": message.ts,
-        "ts_utc": _iso(message.ts),
-        "kind": message.kind,
-        "content": value_json(message.content),
     }
 
 

@@ -49,7 +49,12 @@ def verify(key: bytes, message: bytes, signature: bytes) -> None:
         RemoteProtocolError: BAD_SIGNATURE for a wrong signature, and for a key or
             signature that libsodium will not even consider.
     """
+    # crypto_sign_open takes signature || message and reads the key's first 32 bytes:
+    # without these checks a 63-byte signature borrows the message's first byte, and a
+    # 33-byte key passes as its 32-byte prefix.
     try:
+        if len(key) != 32 or len(signature) != 64:
+            raise ValueError("an Ed25519 key is 32 bytes and a signature 64")
         nacl.bindings.crypto_sign_open(signature + message, key)
     except (nacl.exceptions.CryptoError, ValueError, TypeError):
         raise RemoteProtocolError(

@@ -191,6 +191,8 @@ def seal(
         LocalProtocolError: invalid content, keys or sizes.
     """
     if isinstance(content, Body):
+        if kind is not None and kind != content.KIND:
+            raise LocalProtocolError("kind does not match the body", code=ErrorCode.BAD_KIND)
         kind, fields = content.KIND, content.to_content()
     elif kind is None:
         raise LocalProtocolError("a content map needs its kind", code=ErrorCode.BAD_KIND)
