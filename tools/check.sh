@@ -16,6 +16,21 @@ fi
 
 step() { printf '\n== %s\n' "$*"; }
 
+step "PostgreSQL (storage tests run on SQLite and PostgreSQL)"
+# Machines of this project's kind run PostgreSQL on 127.0.0.1:5432 with trust auth;
+# start it if it stopped. Where there is none, the PostgreSQL tests skip with a reason
+# (and fail under CI=true, where it must be there).
+if command -v pg_isready >/dev/null 2>&1 && ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
+        pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start || true
+    fi
+fi
+if command -v pg_isready >/dev/null 2>&1 && pg_isready -q -h 127.0.0.1 -p 5432; then
+    echo "PostgreSQL is accepting connections on 127.0.0.1:5432"
+else
+    echo "PostgreSQL is not reachable on 127.0.0.1:5432"
+fi
+
 step "ruff (lint and format)"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

@@ -1,0 +1,26 @@
+"""Storage: the node's database (SQLite or PostgreSQL) and one store per domain.
+
+>>> db = Database.from_url("sqlite:///watan.db")
+>>> await db.upgrade()
+>>> feeds = FeedStore(db, own=identity.node_id)
+
+Every public store method is one transaction (STYLE §9); every failure is a
+:class:`StorageError` with a :class:`StorageErrorCode`, except protocol violations in
+received bytes, which stay ``protocol.RemoteProtocolError``.
+"""
+
+from ._db import CONNECT_TIMEOUT_S, SQLITE_BUSY_TIMEOUT_MS, Database, StorageError, StorageErrorCode
+from ._feeds import MAX_RANGE, FeedStore, ForkRecord, IngestResult, IngestStatus
+
+__all__ = [
+    "CONNECT_TIMEOUT_S",
+    "MAX_RANGE",
+    "SQLITE_BUSY_TIMEOUT_MS",
+    "Database",
+    "FeedStore",
+    "ForkRecord",
+    "IngestResult",
+    "IngestStatus",
+    "StorageError",
+    "StorageErrorCode",
+]

@@ -1,0 +1,407 @@
+"""The feed store: every entry this node holds, per-feed heads, and fork proofs.
+
+Rules enforced here, each within one transaction (SPEC §4):
+
+- Entries are stored as the exact bytes received or created; nothing is re-serialized.
+- A feed grows only by its next entry, verified against the stored head
+  (``protocol.verify_next``); the head row is updated in the same transaction, so a
+  crash leaves the whole entry and its head, or neither.
+- Writers of one feed serialize on its head row: ``SELECT ... FOR UPDATE`` on
+  PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite (see ``_db``). For a feed we hold nothing
+  of, a placeholder head row (``seq`` NULL) is inserted first so there is a row to
+  lock; it is removed, or filled in, before the transaction ends.
+- Two valid entries at one ``(author, seq)`` are a fork: the proof is kept and the
+  author's later entries are refused (SPEC §4.2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from sqlalchemy import Row, Table, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+import protocol
+from protocol import Entry, ErrorCode, FeedHead, LocalProtocolError, RemoteProtocolError
+
+from ._db import Database, StorageError, StorageErrorCode
+from ._schema import entries, feeds, forks
+
+__all__ = ["MAX_RANGE", "FeedStore", "ForkRecord", "IngestResult", "IngestStatus"]
+
+#: Most entries :meth:`FeedStore.range` returns at once. A range answers a peer's pull
+#: (DESIGN §4 "pull missing ranges"); 256 entries are ~80 KB for typical entries and at
+#: most 16 MiB (256 x ``protocol.MAX_ENTRY_BYTES``), which bounds the memory one request
+#: can pin and keeps each read transaction short (a long-lived SQLite reader stops the
+#: WAL from being checkpointed). Callers page with ``after_seq``.
+MAX_RANGE: Final = 256
+
+_ROTATE_KIND: Final = protocol.KeyRotate.KIND
+
+IngestStatus = Literal["stored", "duplicate", "fork", "gap"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IngestResult:
+    """What :meth:`FeedStore.ingest` did with an entry.
+
+    Attributes:
+        status: ``stored`` (it was the feed's next entry), ``duplicate`` (we hold it
+            already; nothing changed), ``fork`` (it conflicts with an entry we hold,
+            whose proof is now stored, or its author is forked and we refuse it),
+            ``gap`` (entries before it are missing: nothing stored; pull them first).
+        entry: the verified entry for ``stored``, and for ``fork`` when this entry
+            conflicts with one we hold; None otherwise.
+    """
+
+    status: IngestStatus
+    entry: Entry | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ForkRecord:
+    """A stored fork proof (SPEC §4.2); ``proof`` is ``ForkProof.to_bytes()``."""
+
+    author: bytes
+    seq: int
+    proof: bytes
+    found_ms: int
+
+
+class FeedStore:
+    """Every feed this node holds, its own included. One instance per node.
+
+    Args:
+        db: the node's database, upgraded.
+        own: our feed's author id (the node id): the feed :meth:`append_own` extends.
+    """
+
+    def __init__(self, db: Database, *, own: bytes) -> None:
+        if type(own) is not bytes or len(own) != 32:
+            raise ValueError("own must be a 32-byte author id")
+        self._db = db
+        self._own = own
+
+    # -- writes -------------------------------------------------------------------
+
+    async def append_own(self, make: Callable[[FeedHead | None], Entry], *, now_ms: int) -> Entry:
+        """Append the next entry of our own feed, atomically.
+
+        In one write transaction: lock and read our head, call ``make(head)`` (pure,
+        typically ``lambda head: protocol.append(head, body, key=..., net=...,
+        now_ms=...)``), check the entry really is the next one, insert it, move the
+        head. Concurrent callers serialize on the head row, so each sees the previous
+        one's entry: no seq is used twice and none is skipped. ``make`` may be called
+        while the write lock is held: it must not await or block.
+
+        Args:
+            make: builds the entry from our current head (None for an empty feed).
+            now_ms: our clock, recorded as the entry's ``received_ms``.
+
+        Returns:
+            The stored entry.
+
+        Raises:
+            LocalProtocolError: ``make`` built an entry that is not our feed's next
+                one (wrong author, seq, prev, key or ts); nothing was stored.
+            StorageError: CONFLICT if another writer held the database past the busy
+                timeout (SQLite) or, should locking ever be bypassed, won the same seq
+                (the primary key refuses a second row); nothing was stored. We do not
+                retry: ``make`` signs, and a caller that wants a retry should decide
+                to sign again.
+            Any exception ``make`` raises, after rolling back.
+        """
+        return await self._db.write(self._append_own_txn, make, now_ms)
+
+    def _append_own_txn(
+        self, conn: Connection, make: Callable[[FeedHead | None], Entry], now_ms: int
+    ) -> Entry:
+        head = _lock_head(conn, self._own)
+        made = make(head)
+        if made.author != self._own:
+            raise LocalProtocolError("entry is not of our own feed", code=ErrorCode.WRONG_AUTHOR)
+        try:
+            entry, new_head = protocol.verify_next(head, made.wire, net=made.net, now_ms=None)
+        except RemoteProtocolError as error:
+            raise LocalProtocolError(error.message, code=error.code) from None
+        _insert_entry(conn, entry, now_ms)
+        _set_head(conn, new_head)
+        return entry
+
+    async def ingest(self, wire: bytes, *, net: bytes, now_ms: int) -> IngestResult:
+        """Verify and store an entry received from a peer; idempotent (STYLE §10).
+
+        Args:
+            wire: the exact bytes received; stored as they are.
+            net: our federation id.
+            now_ms: our clock, for the future-timestamp check and ``received_ms``.
+
+        Returns:
+            An :class:`IngestResult`; see its ``status`` values.
+
+        Raises:
+            RemoteProtocolError: the entry is invalid (including TS_IN_FUTURE, which
+                means "retry later", SPEC §4.3); nothing was stored.
+            StorageError: a database failure, or CORRUPT if what we hold no longer
+                verifies.
+        """
+        wire = bytes(wire)
+        author, seq = _route(wire, net=net, now_ms=now_ms)  # pure: before taking the lock
+        return await self._db.write(self._ingest_txn, wire, author, seq, net, now_ms)
+
+    def _ingest_txn(
+        self, conn: Connection, wire: bytes, author: bytes, seq: int, net: bytes, now_ms: int
+    ) -> IngestResult:
+        head = _lock_head(conn, author)
+        held = head.seq if head is not None else 0
+        if seq <= held:
+            return _ingest_held_seq(conn, wire, author=author, seq=seq, net=net, now_ms=now_ms)
+        if _has_fork(conn, author):
+            return IngestResult(status="fork")  # SPEC §4.2: stop accepting this author
+        if seq > held + 1:
+            if head is None:
+                _drop_placeholder(conn, author)
+            return IngestResult(status="gap")
+        entry, new_head = protocol.verify_next(head, wire, net=net, now_ms=now_ms)
+        _insert_entry(conn, entry, now_ms)
+        _set_head(conn, new_head)
+        return IngestResult(status="stored", entry=entry)
+
+    # -- reads --------------------------------------------------------------------
+
+    async def head(self, author: bytes) -> FeedHead | None:
+        """The newest entry we hold of ``author``'s feed, or None."""
+        return await self._db.read(_head_txn, author)
+
+    async def heads(self) -> dict[bytes, tuple[int, bytes]]:
+        """Every feed we hold: ``author -> (seq, id)`` (what peers exchange, DESIGN §4)."""
+        return await self._db.read(_heads_txn)
+
+    async def get(self, author: bytes, seq: int) -> bytes | None:
+        """The wire of entry ``seq`` of ``author``'s feed, or None if we lack it."""
+        if not 1 <= seq <= protocol.MAX_SEQ:  # peers choose seq: keep it in BIGINT range
+            return None
+        return await self._db.read(_get_txn, author, seq)
+
+    async def range(self, author: bytes, after_seq: int, limit: int) -> list[bytes]:
+        """Wires of ``author``'s entries with ``seq > after_seq``, in seq order.
+
+        Returns at most ``min(limit, MAX_RANGE)`` wires; fewer means the end of what
+        we hold.
+
+        Raises:
+            ValueError: ``limit`` < 1.
+        """
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        if after_seq >= protocol.MAX_SEQ:  # peers choose after_seq: keep it in BIGINT range
+            return []
+        after_seq = max(after_seq, 0)
+        return await self._db.read(_range_txn, author, after_seq, min(limit, MAX_RANGE))
+
+    async def forks(self) -> list[ForkRecord]:
+        """Every stored fork proof, oldest first."""
+        return await self._db.read(_forks_txn)
+
+    async def has_fork(self, author: bytes) -> bool:
+        """Whether ``author``'s feed is forked (we refuse its new entries)."""
+        return await self._db.read(_has_fork, author)
+
+    async def count(self) -> int:
+        """How many entries we hold, over all feeds."""
+        return await self._db.read(_count_txn)
+
+
+# -- transaction bodies and their helpers (sync: they run inside run_sync) --------
+
+
+def _route(wire: bytes, *, net: bytes, now_ms: int) -> tuple[bytes, int]:
+    """The ``(author, seq)`` an entry claims, so that we know which head to lock and
+    which key to verify it with (after a rotation it is not the author's own key).
+
+    Reads two payload fields through the strict decoder only; the content is not
+    interpreted before the signature is checked. Anything unroutable is handed to
+    ``protocol.verify_entry``, the reference for which error code it deserves.
+    """
+    fields: Any = None
+    try:
+        outer = protocol.decode(wire, max_size=protocol.MAX_ENTRY_BYTES)
+        if type(outer) is list and len(outer) == 2 and type(outer[0]) is bytes:
+            fields = protocol.decode(outer[0], max_size=protocol.MAX_ENTRY_BYTES)
+    except RemoteProtocolError:
+        pass
+    if type(fields) is dict:
+        author, seq = fields.get("author"), fields.get("seq")
+        if (
+            fields.get("net") == net
+            and type(author) is bytes
+            and len(author) == 32
+            and type(seq) is int
+            and 1 <= seq <= protocol.MAX_SEQ
+        ):
+            return author, seq
+    protocol.verify_entry(wire, net=net, now_ms=now_ms)
+    raise RemoteProtocolError("entry has no valid author and seq", code=ErrorCode.MALFORMED)
+
+
+def _insert(conn: Connection, table: Table) -> Any:
+    """INSERT with ``ON CONFLICT`` support: the same SQL on both backends."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def _to_head(row: Row[Any]) -> FeedHead | None:
+    if row.seq is None:
+        return None
+    return FeedHead(
+        author=bytes(row.author), seq=row.seq, id=bytes(row.id), ts=row.ts, key=bytes(row.key)
+    )
+
+
+def _lock_head(conn: Connection, author: bytes) -> FeedHead | None:
+    """Read ``author``'s head, holding its row lock until the transaction ends.
+
+    A feed we hold nothing of gets a placeholder row first: ``INSERT ... ON CONFLICT
+    DO NOTHING`` waits for a concurrent inserter of the same author to finish, and
+    the ``SELECT ... FOR UPDATE`` after it then sees (and locks) that writer's head.
+    SQLite ignores FOR UPDATE; there ``BEGIN IMMEDIATE`` already holds the write lock.
+    """
+    query = select(feeds).where(feeds.c.author == author).with_for_update()
+    row = conn.execute(query).one_or_none()
+    if row is None:
+        placeholder = _insert(conn, feeds).values(author=author)
+        conn.execute(placeholder.on_conflict_do_nothing(index_elements=["author"]))
+        row = conn.execute(query).one()
+    return _to_head(row)
+
+
+def _drop_placeholder(conn: Connection, author: bytes) -> None:
+    conn.execute(feeds.delete().where(feeds.c.author == author, feeds.c.seq.is_(None)))
+
+
+def _set_head(conn: Connection, head: FeedHead) -> None:
+    conn.execute(
+        update(feeds)
+        .where(feeds.c.author == head.author)
+        .values(seq=head.seq, id=head.id, ts=head.ts, key=head.key)
+    )
+
+
+def _insert_entry(conn: Connection, entry: Entry, now_ms: int) -> None:
+    conn.execute(
+        entries.insert().values(
+            author=entry.author,
+            seq=entry.seq,
+            id=entry.id,
+            prev=entry.prev,
+            ts=entry.ts,
+            kind=entry.kind,
+            wire=entry.wire,
+            received_ms=now_ms,
+        )
+    )
+
+
+def _corrupt(author: bytes, seq: int, what: str) -> StorageError:
+    return StorageError(
+        f"feed {author.hex()[:16]}… entry {seq}: {what}", code=StorageErrorCode.CORRUPT
+    )
+
+
+def _ingest_held_seq(
+    conn: Connection, wire: bytes, *, author: bytes, seq: int, net: bytes, now_ms: int
+) -> IngestResult:
+    """An entry at a seq we hold: a duplicate, or a fork (SPEC §4.2)."""
+    row = conn.execute(
+        select(entries.c.id, entries.c.wire).where(entries.c.author == author, entries.c.seq == seq)
+    ).one_or_none()
+    if row is None:
+        raise _corrupt(author, seq, "below the feed's head but missing")
+    if bytes(row.id) == hashlib.sha256(wire).digest():
+        return IngestResult(status="duplicate")
+    key = _key_at(conn, author, seq)
+    # Judged as evidence: on its own, under the key valid at that seq, with no
+    # future-timestamp check. An invalid one raises like any invalid entry.
+    received = protocol.verify_entry(wire, net=net, now_ms=None, key=key, author=author)
+    try:
+        stored = protocol.verify_entry(bytes(row.wire), net=net, now_ms=None, key=key)
+    except protocol.ProtocolError as error:
+        raise _corrupt(author, seq, f"stored entry does not verify: {error}") from None
+    proof = protocol.make_fork_proof(stored, received, key=key)
+    row_values = {"author": author, "seq": seq, "proof": proof.to_bytes(), "found_ms": now_ms}
+    # The first proof found for a seq is kept; another third entry proves nothing more.
+    conn.execute(_insert(conn, forks).values(row_values).on_conflict_do_nothing())
+    return IngestResult(status="fork", entry=received)
+
+
+def _key_at(conn: Connection, author: bytes, seq: int) -> bytes:
+    """The key that signs entry ``seq`` of a feed: the ``new_key`` of the latest
+    ``node.key_rotate/1`` below ``seq``, else the author itself (SPEC §4.4)."""
+    rotation = conn.execute(
+        select(entries.c.seq, entries.c.wire)
+        .where(entries.c.author == author, entries.c.seq < seq, entries.c.kind == _ROTATE_KIND)
+        .order_by(entries.c.seq.desc())
+        .limit(1)
+    ).one_or_none()
+    if rotation is None:
+        return author
+    # Stored entries were verified on the way in, so reading the field suffices; the
+    # stored entry at ``seq`` is then verified under the result, which checks it too.
+    try:
+        payload, _sig = protocol.decode(bytes(rotation.wire), max_size=protocol.MAX_ENTRY_BYTES)
+        new_key = protocol.decode(payload, max_size=protocol.MAX_ENTRY_BYTES)["content"]["new_key"]
+    except (protocol.ProtocolError, TypeError, ValueError, KeyError):
+        raise _corrupt(author, rotation.seq, "unreadable key rotation") from None
+    if type(new_key) is not bytes or len(new_key) != 32:
+        raise _corrupt(author, rotation.seq, "key rotation without a 32-byte new_key")
+    return new_key
+
+
+def _has_fork(conn: Connection, author: bytes) -> bool:
+    query = select(forks.c.seq).where(forks.c.author == author).limit(1)
+    return conn.execute(query).first() is not None
+
+
+def _head_txn(conn: Connection, author: bytes) -> FeedHead | None:
+    row = conn.execute(select(feeds).where(feeds.c.author == author)).one_or_none()
+    return None if row is None else _to_head(row)
+
+
+def _heads_txn(conn: Connection) -> dict[bytes, tuple[int, bytes]]:
+    query = select(feeds.c.author, feeds.c.seq, feeds.c.id).where(feeds.c.seq.is_not(None))
+    return {bytes(row.author): (row.seq, bytes(row.id)) for row in conn.execute(query)}
+
+
+def _get_txn(conn: Connection, author: bytes, seq: int) -> bytes | None:
+    query = select(entries.c.wire).where(entries.c.author == author, entries.c.seq == seq)
+    wire = conn.execute(query).scalar_one_or_none()
+    return None if wire is None else bytes(wire)
+
+
+def _range_txn(conn: Connection, author: bytes, after_seq: int, limit: int) -> list[bytes]:
+    query = (
+        select(entries.c.wire)
+        .where(entries.c.author == author, entries.c.seq > after_seq)
+        .order_by(entries.c.seq)
+        .limit(limit)
+    )
+    return [bytes(wire) for wire in conn.execute(query).scalars()]
+
+
+def _forks_txn(conn: Connection) -> list[ForkRecord]:
+    query = select(forks).order_by(forks.c.found_ms, forks.c.author, forks.c.seq)
+    return [
+        ForkRecord(
+            author=bytes(row.author), seq=row.seq, proof=bytes(row.proof), found_ms=row.found_ms
+        )
+        for row in conn.execute(query)
+    ]
+
+
+def _count_txn(conn: Connection) -> int:
+    return conn.execute(select(func.count()).select_from(entries)).scalar_one()
