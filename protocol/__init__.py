@@ -19,7 +19,13 @@ from ._entry import (
     rotation_statement,
     verify_entry,
 )
-from ._errors import ErrorCode, LocalProtocolError, ProtocolError, RemoteProtocolError
+from ._errors import (
+    CodedError,
+    ErrorCode,
+    LocalProtocolError,
+    ProtocolError,
+    RemoteProtocolError,
+)
 from ._feed import (
     FeedHead,
     ForkProof,
@@ -90,6 +96,7 @@ __all__ = [
     "Attachment",
     "Body",
     "Checkpoint",
+    "CodedError",
     "Entry",
     "Envelope",
     "ErrorCode",

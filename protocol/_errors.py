@@ -12,7 +12,13 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["ErrorCode", "LocalProtocolError", "ProtocolError", "RemoteProtocolError"]
+__all__ = [
+    "CodedError",
+    "ErrorCode",
+    "LocalProtocolError",
+    "ProtocolError",
+    "RemoteProtocolError",
+]
 
 
 class ErrorCode(enum.StrEnum):
@@ -53,18 +59,20 @@ class ErrorCode(enum.StrEnum):
     BAD_KEY = "BAD_KEY"
 
 
-class ProtocolError(Exception):
-    """Base of every error raised by ``protocol``.
+class CodedError(Exception):
+    """An error with a machine-readable code: the shape of every Watan error family
+    (protocol here, storage and services in ``node``), so that one HTTP middleware
+    can map any of them to a status and a body.
 
     Attributes:
-        code: the machine-readable reason.
+        code: the machine-readable reason (a ``StrEnum`` member).
         message: a human-readable explanation, in English, safe to log (never PII).
     """
 
-    code: ErrorCode
+    code: enum.StrEnum
     message: str
 
-    def __init__(self, message: str, *, code: ErrorCode) -> None:
+    def __init__(self, message: str, *, code: enum.StrEnum) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -74,6 +82,15 @@ class ProtocolError(Exception):
 
     def __str__(self) -> str:
         return f"{self.code.value}: {self.message}"
+
+
+class ProtocolError(CodedError):
+    """Base of every error raised by ``protocol``."""
+
+    code: ErrorCode
+
+    def __init__(self, message: str, *, code: ErrorCode) -> None:
+        super().__init__(message, code=code)
 
 
 class LocalProtocolError(ProtocolError):

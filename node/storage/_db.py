@@ -31,6 +31,8 @@ from sqlalchemy import event, exc, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+import protocol
+
 __all__ = [
     "CONNECT_TIMEOUT_S",
     "SQLITE_BUSY_TIMEOUT_MS",
@@ -86,27 +88,14 @@ class StorageErrorCode(enum.StrEnum):
     FAILED = "FAILED"  # any other database error
 
 
-class StorageError(Exception):
-    """Base of every error raised by ``node.storage``.
-
-    Attributes:
-        code: the machine-readable reason.
-        message: a readable explanation, safe to log: never a password, never PII.
-    """
+class StorageError(protocol.CodedError):
+    """Base of every error raised by ``node.storage``; its message never holds a
+    password or PII."""
 
     code: StorageErrorCode
-    message: str
 
     def __init__(self, message: str, *, code: StorageErrorCode) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.message!r}, code={self.code.value})"
-
-    def __str__(self) -> str:
-        return f"{self.code.value}: {self.message}"
+        super().__init__(message, code=code)
 
 
 _URL_HELP: Final = "use sqlite:///PATH or postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
