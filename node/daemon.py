@@ -1,0 +1,332 @@
+"""``watan up``, ``watan status`` and ``watan db upgrade``: the node's life cycle.
+
+First run of ``watan up --data DIR``: create ``DIR`` (0700), the keys
+(:mod:`node.identity`), the database (migrated to the newest schema), the node's first
+feed entry (a ``node.profile/1``), and ``DIR/node.json`` last, so that a crash part way
+leaves a directory the next run completes rather than a half-made node. Later runs
+load the config and keys, upgrade the database (a no-op when current) and serve.
+
+Every failure an operator can fix surfaces as :class:`NodeError`: one line, no
+traceback, no database password; the CLI prints it and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import signal
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Final
+
+from aiohttp import web
+
+import protocol
+from node.app import make_app
+from node.clock import Clock
+from node.config import (
+    CONFIG_FILE,
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    ConfigError,
+    NodeConfig,
+    load_config,
+    standalone_net,
+    write_config,
+)
+from node.identity import Identity, IdentityError, load_or_create_identity
+from node.storage import Database, FeedStore, StorageError
+
+__all__ = [
+    "DATABASE_URL_ENV",
+    "Node",
+    "NodeError",
+    "OrgDetails",
+    "db_upgrade",
+    "init_node",
+    "node_status",
+    "open_node",
+    "serve",
+]
+
+#: Environment variable for ``--database-url`` (keeps a password off the command line,
+#: where any user of the box can read it in the process list).
+DATABASE_URL_ENV: Final = "WATAN_DATABASE_URL"
+SQLITE_FILE: Final = "watan.db"
+
+
+class NodeError(Exception):
+    """A failure the operator must fix; its message is one line without secrets."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrgDetails:
+    """The organisation details of the first ``node.profile/1``. The defaults are
+    placeholders (``provisional``): the admin replaces them in a later profile."""
+
+    name_ar: str = "منظمة جديدة"
+    name_en: str = "New organisation"
+    registration: str = "PENDING"
+    governorate: str = "IQG01"
+
+    @property
+    def provisional(self) -> bool:
+        return self == OrgDetails()
+
+
+@dataclass(slots=True)
+class Node:
+    """A node opened for serving: its directory, keys, config and open database."""
+
+    data_dir: Path
+    identity: Identity
+    config: NodeConfig
+    db: Database
+    feeds: FeedStore
+
+    async def close(self) -> None:
+        await self.db.close()
+
+
+def _prepare_dir(data_dir: Path) -> None:
+    if data_dir.exists() and not data_dir.is_dir():
+        raise NodeError(f"{data_dir} exists and is not a directory")
+    try:
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as error:
+        raise NodeError(f"cannot create {data_dir}: {error.strerror}") from None
+    if not os.access(data_dir, os.W_OK | os.X_OK):
+        raise NodeError(f"{data_dir} is not writable by this user")
+
+
+def _database_url(data_dir: Path, configured: str | None) -> str:
+    if configured is not None:
+        return configured
+    return f"sqlite:///{(data_dir / SQLITE_FILE).absolute()}"
+
+
+def _profile(identity: Identity, org: OrgDetails) -> protocol.Profile:
+    try:
+        return protocol.Profile(
+            enc_key=identity.enc_key,
+            endpoints=[],
+            governorate=org.governorate,
+            name_ar=org.name_ar,
+            name_en=org.name_en,
+            registration=org.registration,
+            role="ngo",
+            sectors=[],
+        )
+    except protocol.ProtocolError as error:
+        raise NodeError(f"invalid organisation details: {error.message}") from None
+
+
+async def _ensure_profile(node: Node, org: OrgDetails, clock: Clock) -> None:
+    """Append our first entry, a profile, unless our feed already has one."""
+    if await node.feeds.head(node.identity.node_id) is not None:
+        return
+    profile = _profile(node.identity, org)
+    now_ms = clock.now_ms()
+    key, net = node.identity.signing_key, node.config.net
+    try:
+        await node.feeds.append_own(
+            lambda head: protocol.append(head, profile, key=key, net=net, now_ms=now_ms),
+            now_ms=now_ms,
+        )
+    except protocol.ProtocolError as error:  # e.g. CLOCK_UNSET on a box without RTC
+        raise NodeError(f"cannot create the node's profile: {error.message}") from None
+
+
+async def _open_db(url: str) -> Database:
+    try:
+        db = Database.from_url(url)
+    except StorageError as error:
+        raise NodeError(error.message) from None
+    try:
+        await db.ping()
+        await db.upgrade()
+    except StorageError as error:
+        await db.close()
+        raise NodeError(error.message) from None
+    return db
+
+
+async def init_node(
+    data_dir: Path,
+    *,
+    clock: Clock,
+    database_url: str | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    org: OrgDetails | None = None,
+) -> tuple[Node, bool]:
+    """Open the node in ``data_dir``, creating it on first run.
+
+    Args:
+        database_url: None for the configured one (first run: SQLite in ``data_dir``).
+            On later runs it must match ``node.json``: pointing an existing node at
+            another database would make it sign a second seq 1, a fork of itself.
+        host, port: override ``node.json`` for this run (first run: stored in it).
+        org: first run only: the profile's organisation details.
+
+    Returns:
+        The opened node (the caller closes it), and whether it was created now.
+
+    Raises:
+        NodeError: a bad directory, damaged keys or config, an unreachable database.
+    """
+    _prepare_dir(data_dir)
+    first_run = not (data_dir / CONFIG_FILE).exists()
+    try:
+        identity, _ = load_or_create_identity(data_dir)
+        config = _first_config(identity, clock, database_url, org) if first_run else None
+        if config is None:
+            config = _checked_config(data_dir, identity, database_url)
+    except (IdentityError, ConfigError) as error:
+        raise NodeError(str(error)) from None
+    config = replace(
+        config,
+        host=host if host is not None else config.host,
+        port=port if port is not None else config.port,
+    )
+    db = await _open_db(_database_url(data_dir, config.database_url))
+    node = Node(data_dir, identity, config, db, FeedStore(db, own=identity.node_id))
+    try:
+        await _ensure_profile(node, org or OrgDetails(), clock)
+        if first_run:
+            write_config(data_dir, config)
+    except (NodeError, ConfigError, StorageError) as error:
+        await node.close()
+        message = error.message if isinstance(error, StorageError) else str(error)
+        raise NodeError(message) from None
+    return node, first_run
+
+
+def _first_config(
+    identity: Identity, clock: Clock, database_url: str | None, org: OrgDetails | None
+) -> NodeConfig:
+    return NodeConfig(
+        node_id=identity.node_id,
+        net=standalone_net(identity.node_id),
+        standalone=True,
+        database_url=database_url,
+        host=DEFAULT_HOST,
+        port=DEFAULT_PORT,
+        created_ms=clock.now_ms(),
+        profile_provisional=(org or OrgDetails()).provisional,
+    )
+
+
+def _checked_config(data_dir: Path, identity: Identity, database_url: str | None) -> NodeConfig:
+    config = load_config(data_dir)
+    if config.node_id != identity.node_id:
+        raise ConfigError(f"{data_dir / CONFIG_FILE} belongs to another node than {data_dir}/keys")
+    if database_url is not None and database_url != config.database_url:
+        raise ConfigError(
+            f"this node's database is set in {data_dir / CONFIG_FILE}; moving a node to "
+            "another database is not supported (edit node.json only for a copy of it)"
+        )
+    return config
+
+
+async def open_node(data_dir: Path) -> tuple[NodeConfig, Database]:
+    """Open an existing node's database without upgrading it (for ``watan status``).
+
+    Raises:
+        NodeError: not a node directory, or the database cannot be opened.
+    """
+    if not data_dir.is_dir():
+        raise NodeError(f"{data_dir} is not a Watan node directory (no such directory)")
+    try:
+        config = load_config(data_dir)
+    except ConfigError as error:
+        raise NodeError(str(error)) from None
+    try:
+        db = Database.from_url(_database_url(data_dir, config.database_url))
+    except StorageError as error:
+        raise NodeError(error.message) from None
+    return config, db
+
+
+async def node_status(data_dir: Path) -> dict[str, Any]:
+    """What ``watan status --json`` prints: ids, our feed's head, peers, held heads.
+
+    Raises:
+        NodeError: not a node directory, or the database cannot be read.
+    """
+    config, db = await open_node(data_dir)
+    try:
+        feeds = FeedStore(db, own=config.node_id)
+        heads = await feeds.heads()
+    except StorageError as error:
+        raise NodeError(error.message) from None
+    finally:
+        await db.close()
+    own = heads.get(config.node_id)
+    return {
+        "node_id": config.node_id.hex(),
+        "fingerprint": protocol.fingerprint(config.node_id),
+        "net": config.net.hex(),
+        "standalone": config.standalone,
+        "feed": None if own is None else {"seq": own[0], "id": own[1].hex()},
+        "peers": [],
+        "heads": {author.hex(): seq for author, (seq, _id) in sorted(heads.items())},
+    }
+
+
+async def db_upgrade(data_dir: Path) -> str:
+    """Migrate an existing node's database; returns the revision it is now at.
+
+    Raises:
+        NodeError: not a node directory, or the database cannot be migrated.
+    """
+    _config, db = await open_node(data_dir)
+    try:
+        await db.upgrade()
+        revision = await db.current_revision()
+    except StorageError as error:
+        raise NodeError(error.message) from None
+    finally:
+        await db.close()
+    return revision or "none"
+
+
+async def serve(node: Node, *, ready: asyncio.Event | None = None) -> None:
+    """Serve the node until SIGINT or SIGTERM, then close the server and the database.
+
+    Raises:
+        NodeError: the port is taken or the address cannot be bound.
+    """
+    host, port = node.config.host, node.config.port
+    runner = web.AppRunner(make_app(db=node.db, node_id=node.identity.node_id), access_log=None)
+    await runner.setup()
+    try:
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise NodeError(
+                    f"port {port} on {host} is in use; choose another with --port"
+                ) from None
+            raise NodeError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        url = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
+        print(
+            f"watan: node {node.identity.node_id.hex()} listening on {url} "
+            f"(fingerprint {node.identity.fingerprint})",
+            flush=True,
+        )
+        if ready is not None:
+            ready.set()
+        # The handlers stay installed until asyncio.run closes the loop: a second
+        # signal during shutdown (an impatient operator, systemd) must not kill the
+        # process half way through closing the database.
+        await stop.wait()
+        print("watan: shutting down", file=sys.stderr, flush=True)
+    finally:
+        await runner.cleanup()
