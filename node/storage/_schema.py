@@ -15,9 +15,11 @@ from typing import Final
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     ForeignKeyConstraint,
+    Integer,
     LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
@@ -26,7 +28,16 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-__all__ = ["entries", "feeds", "forks", "metadata"]
+__all__ = [
+    "accounts",
+    "audit_head",
+    "audit_log",
+    "entries",
+    "feeds",
+    "forks",
+    "metadata",
+    "sessions",
+]
 
 #: Constraint names spelled out, so that later migrations can name what they alter on
 #: both backends (SQLite and PostgreSQL would otherwise invent different names).
@@ -96,4 +107,73 @@ forks: Final = Table(
     Column("found_ms", BigInteger, nullable=False),
     PrimaryKeyConstraint("author", "seq"),
     ForeignKeyConstraint(["author", "seq"], ["entries.author", "entries.seq"]),
+)
+
+#: Staff accounts (``node.accounts``). ``username`` is the normalized (lower-case) form,
+#: so uniqueness is case-insensitive on both backends. Rows are never deleted (audit
+#: rows name them by id); an account is disabled instead.
+accounts: Final = Table(
+    "accounts",
+    metadata,
+    Column("id", Integer, nullable=False),
+    Column("username", Text, nullable=False),
+    Column("display_name", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("password_hash", Text, nullable=False),
+    Column("must_change_password", Boolean, nullable=False),
+    Column("disabled", Boolean, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+    Column("failed_logins", Integer, nullable=False),
+    Column("locked_until_ms", BigInteger, nullable=True),
+    PrimaryKeyConstraint("id"),
+    UniqueConstraint("username"),
+    CheckConstraint(
+        "role IN ('admin', 'coordinator', 'case_worker', 'auditor')", name="role_known"
+    ),
+)
+
+#: Login sessions. The key is SHA-256 of the session token: a copy of the database
+#: (a backup, a stolen disk) does not hold tokens that could be replayed as cookies.
+sessions: Final = Table(
+    "sessions",
+    metadata,
+    Column("token_hash", LargeBinary, nullable=False),
+    Column("account_id", Integer, nullable=False, index=True),
+    Column("csrf_secret", LargeBinary, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("last_seen_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("token_hash"),
+    ForeignKeyConstraint(["account_id"], ["accounts.id"]),
+)
+
+#: The append-only, hash-chained audit log (``node.audit``). ``details`` is canonical
+#: JSON and never holds passwords, tokens or PII. Rows are only ever inserted.
+audit_log: Final = Table(
+    "audit_log",
+    metadata,
+    Column("seq", BigInteger, nullable=False, autoincrement=False),
+    Column("ts_ms", BigInteger, nullable=False),
+    Column("actor", Integer, nullable=True),
+    Column("action", Text, nullable=False),
+    Column("target", Text, nullable=True),
+    Column("details", Text, nullable=False),
+    Column("prev_hash", LargeBinary, nullable=False),
+    Column("hash", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("seq"),
+    CheckConstraint("seq >= 1", name="seq_positive"),
+)
+
+#: The audit chain's head, one row (``id`` = 1, inserted by the migration): the lock
+#: that serializes audit writers (``SELECT ... FOR UPDATE``) and a second copy of the
+#: newest ``(seq, hash)``, so that a truncated or re-hashed tail is noticed.
+audit_head: Final = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, nullable=False, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("id"),
+    CheckConstraint("id = 1", name="single_row"),
 )
