@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
+
+from ._files import write_private_file
 
 __all__ = [
     "CONFIG_FILE",
@@ -173,20 +174,8 @@ def write_config(data_dir: Path, config: NodeConfig) -> None:
         ConfigError: the file cannot be written (nothing was changed).
     """
     path = data_dir / CONFIG_FILE
-    temporary = path.with_name(f".{CONFIG_FILE}.tmp")
     text = json.dumps(config.to_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     try:
-        temporary.unlink(missing_ok=True)  # left by a crash during an earlier write
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(text.encode("utf-8"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-        directory = os.open(data_dir, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        write_private_file(path, text.encode("utf-8"), overwrite=True)
     except OSError as error:
         raise ConfigError(f"cannot write {path}: {error.strerror}") from None

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import protocol
 
+from ._files import write_private_file
+
 __all__ = ["Identity", "IdentityError", "load_identity", "load_or_create_identity"]
 
 SIGNING_FILE = "signing.key"
@@ -106,22 +108,9 @@ def _make_private_dir(path: Path) -> None:
 def _write_new_key(path: Path, key: bytes) -> None:
     if len(key) != 32:
         raise IdentityError("a key is 32 bytes")
-    temporary = path.with_name(path.name + ".tmp")
     try:
-        temporary.unlink(missing_ok=True)  # left by a crash during an earlier first run
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, key.hex().encode("ascii") + b"\n")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.link(temporary, path)  # fails if the key exists: never overwrite a key
-        temporary.unlink()
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        # never overwrite: a replaced key would make the node someone else
+        write_private_file(path, key.hex().encode("ascii") + b"\n", overwrite=False)
     except FileExistsError:
         raise IdentityError(f"{path} already exists; refusing to overwrite a key") from None
     except OSError as exc:

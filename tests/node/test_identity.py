@@ -84,7 +84,7 @@ def test_damaged_key_file_is_refused(tmp_path: Path, content: bytes) -> None:
 def test_leftover_temporary_from_a_crash_is_cleaned(tmp_path: Path) -> None:
     keys = tmp_path / "keys"
     keys.mkdir(mode=0o700)
-    (keys / (SIGNING_FILE + ".tmp")).write_bytes(b"half-written")
+    (keys / f".{SIGNING_FILE}.tmp").write_bytes(b"half-written")
     identity, created = load_or_create_identity(tmp_path)
     assert created and identity.node_id
     assert sorted(os.listdir(keys)) == [ENCRYPTION_FILE, SIGNING_FILE]
