@@ -181,8 +181,9 @@ async def init_node(
     first_run = not (data_dir / CONFIG_FILE).exists()
     try:
         identity, _ = load_or_create_identity(data_dir)
-        config = _first_config(identity, clock, database_url, org) if first_run else None
-        if config is None:
+        if first_run:
+            config = _first_config(identity, clock, database_url, org)
+        else:
             config = _checked_config(data_dir, identity, database_url)
     except (IdentityError, ConfigError) as error:
         raise NodeError(str(error)) from None

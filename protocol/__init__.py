@@ -16,6 +16,7 @@ from ._entry import (
     ROTATE_TAG,
     Entry,
     create_entry,
+    entry_position,
     rotation_statement,
     verify_entry,
 )
@@ -119,6 +120,7 @@ __all__ = [
     "decode",
     "enc_public_key",
     "encode",
+    "entry_position",
     "fingerprint",
     "head_after",
     "make_fork_proof",

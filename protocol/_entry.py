@@ -23,7 +23,7 @@ from ._kinds import (
     KeyRotate,
     check_kind_name,
 )
-from ._schema import Body
+from ._schema import Body, bin_exact, fail, uint, wrong_type
 
 __all__ = [
     "ENTRY_TAG",
@@ -35,6 +35,7 @@ __all__ = [
     "ROTATE_TAG",
     "Entry",
     "create_entry",
+    "entry_position",
     "rotation_statement",
     "verify_entry",
 ]
@@ -139,54 +140,44 @@ def _payload_keys_error(payload: Any, raw: bytes) -> None:
     _fail(ErrorCode.MISSING_FIELD, f"payload: missing field {missing[0]!r}")
 
 
-def _bytes32(value: Any, name: str) -> bytes:
-    if type(value) is not bytes:
-        _fail(_type_code(value), f"{name}: expected bin")
-    if len(value) != 32:
-        _fail(ErrorCode.BAD_VALUE, f"{name}: must be 32 bytes")
-    return value  # type: ignore[no-any-return]
-
-
-def _int(value: Any, name: str, low: int, high: int) -> int:
-    if type(value) is not int:
-        _fail(_type_code(value), f"{name}: expected int")
-    if not low <= value <= high:
-        _fail(ErrorCode.BAD_VALUE, f"{name}: must be in {low}..{high}")
-    return value  # type: ignore[no-any-return]
-
-
-def _type_code(value: Any) -> ErrorCode:
-    if value is None or type(value) in (bool, int, str, bytes, list, dict):
-        return ErrorCode.WRONG_TYPE
-    return ErrorCode.FORBIDDEN_TYPE
+_BIN32: Final = bin_exact(32)
+_SEQ: Final = uint(1, MAX_SEQ)
+_TS: Final = uint(MIN_TS, MAX_TS)
 
 
 def _explain(fields: dict[str, Any], *, net: bytes, now_ms: int | None) -> None:
-    """Raise the error for payload fields that failed :func:`verify_entry`'s fast test."""
-    if type(fields["v"]) is not int:
-        _fail(_type_code(fields["v"]), "v: expected int")
-    if fields["v"] != _VERSION:
-        _fail(ErrorCode.UNSUPPORTED_VERSION, f"entry version {fields['v']} is not 1")
-    if _bytes32(fields["net"], "net") != net:
-        _fail(ErrorCode.WRONG_NET, "entry belongs to another federation")
-    _bytes32(fields["author"], "author")
-    seq = _int(fields["seq"], "seq", 1, MAX_SEQ)
-    prev = fields["prev"]
+    """Raise the error for payload fields that failed :func:`verify_entry`'s fast test,
+    with the same field checks (and codes) as kind content."""
+    try:
+        _explain_fields(fields, net=net, now_ms=now_ms)
+    except LocalProtocolError as exc:
+        raise RemoteProtocolError(exc.message, code=exc.code) from None
+
+
+def _explain_fields(fields: dict[str, Any], *, net: bytes, now_ms: int | None) -> None:
+    version = fields["v"]
+    if type(version) is not int:
+        wrong_type("v", version, "int")
+    if version != _VERSION:
+        fail(ErrorCode.UNSUPPORTED_VERSION, f"entry version {version} is not 1")
+    _BIN32("net", fields["net"])
+    if fields["net"] != net:
+        fail(ErrorCode.WRONG_NET, "entry belongs to another federation")
+    _BIN32("author", fields["author"])
+    seq, prev, ts = fields["seq"], fields["prev"], fields["ts"]
+    _SEQ("seq", seq)
     if seq == 1:
         if prev is not None:
-            _fail(ErrorCode.BAD_PREV, "the first entry of a feed has prev nil")
+            fail(ErrorCode.BAD_PREV, "the first entry of a feed has prev nil")
     elif prev is None:
-        _fail(ErrorCode.BAD_PREV, "prev is nil but seq > 1")
+        fail(ErrorCode.BAD_PREV, "prev is nil but seq > 1")
     else:
-        _bytes32(prev, "prev")
-    ts = _int(fields["ts"], "ts", MIN_TS, MAX_TS)
+        _BIN32("prev", prev)
+    _TS("ts", ts)
     if now_ms is not None and ts > now_ms + MAX_CLOCK_SKEW_MS:
-        _fail(ErrorCode.TS_IN_FUTURE, f"ts is {ts - now_ms} ms ahead of our clock")
-    try:
-        check_kind_name("kind", fields["kind"])
-    except LocalProtocolError as exc:
-        _fail(exc.code, exc.message)
-    _fail(_type_code(fields["content"]), "content must be a map")
+        fail(ErrorCode.TS_IN_FUTURE, f"ts is {ts - now_ms} ms ahead of our clock")
+    check_kind_name("kind", fields["kind"])
+    wrong_type("content", fields["content"], "map")
 
 
 def verify_entry(
@@ -286,6 +277,45 @@ def verify_entry(
         kind,
         content,
     )
+
+
+def entry_position(wire: bytes, *, net: bytes, now_ms: int | None) -> tuple[bytes, int]:
+    """The ``(author, seq)`` an entry claims, read before it can be verified.
+
+    A node needs it to know which feed's head to lock and so which key checks the
+    signature (after a rotation it is not the author's own). The wire and payload must
+    already be valid documents of the encoding profile (SPEC §2); nothing else is
+    checked, and nothing in ``content`` is interpreted.
+
+    Raises:
+        RemoteProtocolError: the entry has no readable position; the code is the one
+            :func:`verify_entry` gives it.
+    """
+    fields: Any = None
+    try:
+        if len(wire) <= MAX_ENTRY_BYTES:
+            outer = unpack_fast(wire)
+            if type(outer) is list and len(outer) == 2 and type(outer[0]) is bytes:
+                fields = unpack_fast(outer[0])
+                if pack(outer) != wire or pack(fields) != outer[0]:
+                    fields = None  # not canonical (duplicate keys collapse here too)
+                else:
+                    check_tree(outer, 1)
+                    check_tree(fields, 1)
+    except RemoteProtocolError:
+        fields = None
+    if type(fields) is dict:
+        author, seq = fields.get("author"), fields.get("seq")
+        if (
+            fields.get("net") == net
+            and type(author) is bytes
+            and len(author) == 32
+            and type(seq) is int
+            and 1 <= seq <= MAX_SEQ
+        ):
+            return author, seq
+    verify_entry(wire, net=net, now_ms=now_ms)
+    raise RemoteProtocolError("entry has no valid author and seq", code=ErrorCode.MALFORMED)
 
 
 def rotation_statement(

@@ -150,7 +150,8 @@ class FeedStore:
                 verifies.
         """
         wire = bytes(wire)
-        author, seq = _route(wire, net=net, now_ms=now_ms)  # pure: before taking the lock
+        # pure, before taking the lock: which feed, hence which head to lock
+        author, seq = protocol.entry_position(wire, net=net, now_ms=now_ms)
         return await self._db.write(self._ingest_txn, wire, author, seq, net, now_ms)
 
     def _ingest_txn(
@@ -217,35 +218,6 @@ class FeedStore:
 
 
 # -- transaction bodies and their helpers (sync: they run inside run_sync) --------
-
-
-def _route(wire: bytes, *, net: bytes, now_ms: int) -> tuple[bytes, int]:
-    """The ``(author, seq)`` an entry claims, so that we know which head to lock and
-    which key to verify it with (after a rotation it is not the author's own key).
-
-    Reads two payload fields through the strict decoder only; the content is not
-    interpreted before the signature is checked. Anything unroutable is handed to
-    ``protocol.verify_entry``, the reference for which error code it deserves.
-    """
-    fields: Any = None
-    try:
-        outer = protocol.decode(wire, max_size=protocol.MAX_ENTRY_BYTES)
-        if type(outer) is list and len(outer) == 2 and type(outer[0]) is bytes:
-            fields = protocol.decode(outer[0], max_size=protocol.MAX_ENTRY_BYTES)
-    except RemoteProtocolError:
-        pass
-    if type(fields) is dict:
-        author, seq = fields.get("author"), fields.get("seq")
-        if (
-            fields.get("net") == net
-            and type(author) is bytes
-            and len(author) == 32
-            and type(seq) is int
-            and 1 <= seq <= protocol.MAX_SEQ
-        ):
-            return author, seq
-    protocol.verify_entry(wire, net=net, now_ms=now_ms)
-    raise RemoteProtocolError("entry has no valid author and seq", code=ErrorCode.MALFORMED)
 
 
 def _insert(conn: Connection, table: Table) -> Any:
