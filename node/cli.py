@@ -31,6 +31,7 @@ from node.daemon import (
     node_status,
     serve,
 )
+from node.logs import FORMATS, configure_logging
 
 __all__ = ["main"]
 
@@ -73,6 +74,18 @@ def _parser() -> argparse.ArgumentParser:
         help=f"postgresql://... or sqlite:///PATH (default: ${DATABASE_URL_ENV}, "
         "else SQLite in DIR); stored on first run, later runs must match",
     )
+    up.add_argument(
+        "--trust-proxy",
+        action="store_true",
+        help="a TLS reverse proxy in front sets X-Forwarded-Proto (only when nothing "
+        "else can reach the node's port)",
+    )
+    up.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        default=os.environ.get("WATAN_LOG_FORMAT", "text"),
+        help="log lines as text or one JSON object each (default: $WATAN_LOG_FORMAT, else text)",
+    )
     first = up.add_argument_group("organisation (first run only; placeholders by default)")
     first.add_argument("--org-name-ar", default=defaults.name_ar, metavar="NAME")
     first.add_argument("--org-name-en", default=defaults.name_en, metavar="NAME")
@@ -93,22 +106,24 @@ def _parser() -> argparse.ArgumentParser:
 async def _up(args: argparse.Namespace) -> int:
     # Files the node creates (the SQLite database and its WAL) are its user's alone.
     os.umask(0o077)
+    configure_logging(args.log_format)
     org = OrgDetails(
         name_ar=args.org_name_ar,
         name_en=args.org_name_en,
         registration=args.registration,
         governorate=args.governorate,
     )
+    clock = SystemClock()
     node, _created = await init_node(
         args.data,
-        clock=SystemClock(),
+        clock=clock,
         database_url=args.database_url,
         host=args.host,
         port=args.port,
         org=org,
     )
     try:
-        await serve(node)
+        await serve(node, clock=clock, trust_proxy=args.trust_proxy)
     finally:
         await node.close()
     return 0

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import os
+import secrets
 import signal
 import sys
 from dataclasses import dataclass, replace
@@ -24,7 +26,9 @@ from typing import Any, Final
 from aiohttp import web
 
 import protocol
-from node.app import make_app
+from node._files import write_private_file
+from node.accounts import FIRST_ADMIN, AccountError, AccountErrorCode, AccountService
+from node.audit import AuditLog
 from node.clock import Clock
 from node.config import (
     CONFIG_FILE,
@@ -37,10 +41,13 @@ from node.config import (
     write_config,
 )
 from node.identity import Identity, IdentityError, load_or_create_identity
+from node.profile import ProfileService
 from node.storage import Database, FeedStore, StorageError
+from node.web import Services, load_ui, make_app
 
 __all__ = [
     "DATABASE_URL_ENV",
+    "FIRST_PASSWORD_FILE",
     "Node",
     "NodeError",
     "OrgDetails",
@@ -55,6 +62,11 @@ __all__ = [
 #: where any user of the box can read it in the process list).
 DATABASE_URL_ENV: Final = "WATAN_DATABASE_URL"
 SQLITE_FILE: Final = "watan.db"
+#: The first admin's one-time password, 0600, for an operator who missed the console
+#: line. Removed as soon as that password has been changed.
+FIRST_PASSWORD_FILE: Final = "first-admin-password.txt"
+
+_log = logging.getLogger(__name__)
 
 
 class NodeError(Exception):
@@ -85,6 +97,33 @@ class Node:
     config: NodeConfig
     db: Database
     feeds: FeedStore
+    audit: AuditLog
+    accounts: AccountService
+    profiles: ProfileService
+    #: The first admin's one-time password, set only by the run that created it.
+    first_password: str | None = None
+
+    def services(self, clock: Clock, *, trust_proxy: bool = False) -> Services:
+        """The services the web application runs on."""
+        return Services(
+            identity=self.identity,
+            config=self.config,
+            db=self.db,
+            feeds=self.feeds,
+            accounts=self.accounts,
+            audit=self.audit,
+            profiles=self.profiles,
+            clock=clock,
+            random_bytes=secrets.token_bytes,
+            started_ms=clock.now_ms(),
+            trust_proxy=trust_proxy,
+            on_password_changed=self.forget_first_password,
+        )
+
+    def forget_first_password(self, username: str) -> None:
+        """Remove the first admin's one-time password file once it has been changed."""
+        if username == FIRST_ADMIN:
+            (self.data_dir / FIRST_PASSWORD_FILE).unlink(missing_ok=True)
 
     async def close(self) -> None:
         await self.db.close()
@@ -193,16 +232,64 @@ async def init_node(
         port=port if port is not None else config.port,
     )
     db = await _open_db(_database_url(data_dir, config.database_url))
-    node = Node(data_dir, identity, config, db, FeedStore(db, own=identity.node_id))
+    node = _make_node(data_dir, identity, config, db, clock)
     try:
         await _ensure_profile(node, org or OrgDetails(), clock)
         if first_run:
+            node.first_password = await _first_admin(node, clock)
             write_config(data_dir, config)
+        elif (account := await node.accounts.store.by_username(FIRST_ADMIN)) is None or (
+            not account.must_change_password
+        ):
+            node.forget_first_password(FIRST_ADMIN)
     except (NodeError, ConfigError, StorageError) as error:
         await node.close()
         message = error.message if isinstance(error, StorageError) else str(error)
         raise NodeError(message) from None
     return node, first_run
+
+
+def _make_node(
+    data_dir: Path, identity: Identity, config: NodeConfig, db: Database, clock: Clock
+) -> Node:
+    feeds = FeedStore(db, own=identity.node_id)
+    audit = AuditLog(db)
+    profiles = ProfileService(
+        db, feeds=feeds, audit=audit, identity=identity, net=config.net, clock=clock
+    )
+    return Node(
+        data_dir,
+        identity,
+        config,
+        db,
+        feeds,
+        audit,
+        AccountService(db, audit=audit),
+        profiles,
+    )
+
+
+async def _first_admin(node: Node, clock: Clock) -> str | None:
+    """Create the first admin and save its one-time password 0600 in the node's
+    directory; None if an account exists already (a first run that crashed after
+    creating it: ``watan accounts recover`` gives the admin a new password)."""
+    try:
+        _account, password = await node.accounts.create_first_admin(
+            secrets.token_bytes, now_ms=clock.now_ms()
+        )
+    except AccountError as error:
+        if error.code is not AccountErrorCode.CONFLICT:
+            raise NodeError(error.message) from None
+        return None
+    try:
+        write_private_file(
+            node.data_dir / FIRST_PASSWORD_FILE,
+            f"{FIRST_ADMIN}\n{password}\n".encode(),
+            overwrite=True,
+        )
+    except OSError as error:
+        raise NodeError(f"cannot save the first admin's password: {error.strerror}") from None
+    return password
 
 
 def _first_config(
@@ -294,14 +381,17 @@ async def db_upgrade(data_dir: Path) -> str:
     return revision or "none"
 
 
-async def serve(node: Node, *, ready: asyncio.Event | None = None) -> None:
+async def serve(
+    node: Node, *, clock: Clock, trust_proxy: bool = False, ready: asyncio.Event | None = None
+) -> None:
     """Serve the node until SIGINT or SIGTERM, then close the server and the database.
 
     Raises:
         NodeError: the port is taken or the address cannot be bound.
     """
     host, port = node.config.host, node.config.port
-    runner = web.AppRunner(make_app(db=node.db, node_id=node.identity.node_id), access_log=None)
+    app = make_app(node.services(clock, trust_proxy=trust_proxy), ui=load_ui())
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
         try:
@@ -322,6 +412,13 @@ async def serve(node: Node, *, ready: asyncio.Event | None = None) -> None:
             f"(fingerprint {node.identity.fingerprint})",
             flush=True,
         )
+        if node.first_password is not None:
+            print(
+                f"watan: first sign-in at {url}/login as '{FIRST_ADMIN}' with the one-time "
+                f"password {node.first_password} (also saved in "
+                f"{node.data_dir / FIRST_PASSWORD_FILE}); you will be asked to change it",
+                flush=True,
+            )
         if ready is not None:
             ready.set()
         # The handlers stay installed until asyncio.run closes the loop: a second

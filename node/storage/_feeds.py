@@ -115,11 +115,13 @@ class FeedStore:
                 to sign again.
             Any exception ``make`` raises, after rolling back.
         """
-        return await self._db.write(self._append_own_txn, make, now_ms)
+        return await self._db.write(self.append_own_txn, make, now_ms)
 
-    def _append_own_txn(
+    def append_own_txn(
         self, conn: Connection, make: Callable[[FeedHead | None], Entry], now_ms: int
     ) -> Entry:
+        """:meth:`append_own` inside a caller's write transaction (so that the entry
+        and, say, its audit row commit together)."""
         head = _lock_head(conn, self._own)
         made = make(head)
         if made.author != self._own:
@@ -203,6 +205,10 @@ class FeedStore:
             return []
         after_seq = max(after_seq, 0)
         return await self._db.read(_range_txn, author, after_seq, min(limit, MAX_RANGE))
+
+    async def latest_of_kind(self, author: bytes, kind: str) -> bytes | None:
+        """The wire bytes of ``author``'s newest entry of ``kind``, or None."""
+        return await self._db.read(_latest_of_kind_txn, author, kind)
 
     async def forks(self) -> list[ForkRecord]:
         """Every stored fork proof, oldest first."""
@@ -363,6 +369,16 @@ def _range_txn(conn: Connection, author: bytes, after_seq: int, limit: int) -> l
         .limit(limit)
     )
     return [bytes(wire) for wire in conn.execute(query).scalars()]
+
+
+def _latest_of_kind_txn(conn: Connection, author: bytes, kind: str) -> bytes | None:
+    query = (
+        select(entries.c.wire)
+        .where(entries.c.author == author, entries.c.kind == kind)
+        .order_by(entries.c.seq.desc())
+        .limit(1)
+    )
+    return conn.execute(query).scalar_one_or_none()
 
 
 def _forks_txn(conn: Connection) -> list[ForkRecord]:
