@@ -1,1 +1,91 @@
-"""Admin web UI served by the node (templates, static assets, i18n)."""
+"""The admin web UI served by the node: pages in Arabic (default, right to left) and
+English, rendered on the server (no JavaScript needed), through the node's route
+table so that every page has an access rule (``node.web``).
+
+The node finds :func:`setup` through the ``watan.ui`` entry point.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from node.accounts import Permission
+from node.web import PUBLIC, SIGNED_IN, RouteTable, Services
+
+from . import _auth, _pages
+from ._choices import ERRORS
+from ._i18n import N_
+from ._page import ORG_NAME, RENDERER, locale_of, render
+from ._templating import Renderer
+
+__all__ = ["setup"]
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+_ERROR_TITLES = {
+    403: N_("Not allowed"),
+    404: N_("Page not found"),
+    429: N_("Too many attempts"),
+    503: N_("Temporarily unavailable"),
+}
+
+
+def _error_page(request: web.Request, status: int, code: str) -> web.Response:
+    locale = locale_of(request)
+    title = locale.gettext(_ERROR_TITLES.get(status, N_("Something went wrong")))
+    message = locale.gettext(ERRORS.get(code, ERRORS["INTERNAL"]))
+    try:
+        return render(request, "error.html", title, status=status, message=message, code=code)
+    except Exception:  # the page itself failed (e.g. the database is down): plain text
+        return web.Response(text=f"{status} {code}", status=status)
+
+
+async def _home(request: web.Request) -> web.Response:
+    raise web.HTTPSeeOther("/dashboard")
+
+
+def setup(table: RouteTable, svc: Services) -> None:
+    """Add the UI's routes and static files to the node's route table."""
+    add = table.add
+    add("GET", "/", _home, access=PUBLIC)
+    add("GET", "/lang/{code}", _auth.language, access=PUBLIC)
+    add("GET", "/login", _auth.login_form, access=PUBLIC)
+    add("POST", "/login", _auth.login, access=PUBLIC)
+    add("POST", "/logout", _auth.logout, access=SIGNED_IN)
+    add("GET", "/password", _auth.password_form, access=SIGNED_IN)
+    add("POST", "/password", _auth.change_password, access=SIGNED_IN)
+    add("GET", "/dashboard", _pages.dashboard, access=Permission.VIEW_DASHBOARD)
+    add("GET", "/accounts", _pages.accounts_page, access=Permission.MANAGE_ACCOUNTS)
+    add("POST", "/accounts", _pages.create_account, access=Permission.MANAGE_ACCOUNTS)
+    add("GET", "/accounts/{id}", _pages.account_page, access=Permission.MANAGE_ACCOUNTS)
+    add(
+        "POST",
+        "/accounts/{id}/{action}",
+        _pages.account_action,
+        access=Permission.MANAGE_ACCOUNTS,
+    )
+    add("GET", "/audit", _pages.audit_page, access=Permission.VIEW_AUDIT_LOG)
+    add("GET", "/settings", _pages.settings_page, access=Permission.EDIT_SETTINGS)
+    add("POST", "/settings", _pages.save_settings, access=Permission.EDIT_SETTINGS)
+    table.add_static("/static", str(STATIC_DIR))
+    svc.error_page = _error_page
+    table.on_app(_install)
+
+
+def _install(app: web.Application) -> None:
+    app[RENDERER] = Renderer()
+    app[ORG_NAME] = {}
+
+    async def load_org_name(app: web.Application) -> None:
+        from node.web import SERVICES
+
+        try:
+            profile = await app[SERVICES].profiles.current()
+        except Exception:  # the database is down at start: pages show no name yet
+            return
+        if profile is not None:
+            app[ORG_NAME].update({"ar": profile.name_ar, "en": profile.name_en})
+
+    app.on_startup.append(load_org_name)

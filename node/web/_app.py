@@ -111,6 +111,8 @@ def make_app(svc: Services, *, ui: UiSetup | None = None) -> web.Application:
     app[SERVICES] = svc
     app[ROUTES] = table
     app[METRICS] = Metrics()
+    for hook in table.app_hooks:
+        hook(app)
     return app
 
 

@@ -84,6 +84,7 @@ class RouteTable:
     def __init__(self) -> None:
         self._routes: dict[tuple[str, str], Route] = {}
         self.static: list[tuple[str, str]] = []  # (prefix, directory)
+        self.app_hooks: list[Callable[[web.Application], None]] = []
 
     def add(self, method: str, path: str, handler: Handler, *, access: Access, **info: Any) -> None:
         """Register ``handler`` for ``method path``.
@@ -103,6 +104,10 @@ class RouteTable:
     def add_static(self, prefix: str, directory: str) -> None:
         """Serve the files of ``directory`` under ``prefix`` (public)."""
         self.static.append((prefix, directory))
+
+    def on_app(self, hook: Callable[[web.Application], None]) -> None:
+        """Call ``hook(app)`` when the application is built (to set app keys)."""
+        self.app_hooks.append(hook)
 
     def get(self, method: str, path: str) -> Route | None:
         return self._routes.get((method.upper(), path))
