@@ -34,12 +34,11 @@ _STATUS = {
 }
 
 
-def account_error_text(locale: Locale, error: AccountError) -> str:
-    """The translated message for an account error."""
+def account_error_text(locale: Locale, error: AccountError, now_ms: int = 0) -> str:
+    """The translated message for an account error (``now_ms`` for LOCKED's wait)."""
     if error.code is AccountErrorCode.LOCKED and error.retry_after_ms is not None:
-        return locale.gettext(ERRORS["LOCKED"]) % {
-            "minutes": locale.number(-(-error.retry_after_ms // 60_000))
-        }
+        wait_ms = max(60_000, error.retry_after_ms - now_ms)
+        return locale.gettext(ERRORS["LOCKED"]) % {"minutes": locale.number(-(-wait_ms // 60_000))}
     if error.code is AccountErrorCode.WEAK_PASSWORD and error.problem is not None:
         text = locale.gettext(PASSWORD_PROBLEMS[error.problem.value])
         return text % {"min": locale.number(MIN_PASSWORD)} if "%(min)s" in text else text
@@ -83,7 +82,7 @@ async def login(request: web.Request) -> web.Response:
         return _login_page(
             request,
             status=_STATUS.get(error.code, 403),
-            error=account_error_text(locale, error),
+            error=account_error_text(locale, error, now),
             username=username,
         )
     target = "/password" if account.must_change_password else safe_next(str(form.get("next", "")))

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from aiohttp import web
+from argon2 import PasswordHasher
 
 import protocol
 from node._files import write_private_file
@@ -200,6 +201,7 @@ async def init_node(
     host: str | None = None,
     port: int | None = None,
     org: OrgDetails | None = None,
+    hasher: PasswordHasher | None = None,
 ) -> tuple[Node, bool]:
     """Open the node in ``data_dir``, creating it on first run.
 
@@ -209,6 +211,7 @@ async def init_node(
             another database would make it sign a second seq 1, a fork of itself.
         host, port: override ``node.json`` for this run (first run: stored in it).
         org: first run only: the profile's organisation details.
+        hasher: the password hasher (tests pass a cheap one; default: production).
 
     Returns:
         The opened node (the caller closes it), and whether it was created now.
@@ -232,7 +235,7 @@ async def init_node(
         port=port if port is not None else config.port,
     )
     db = await _open_db(_database_url(data_dir, config.database_url))
-    node = _make_node(data_dir, identity, config, db, clock)
+    node = _make_node(data_dir, identity, config, db, hasher, clock)
     try:
         await _ensure_profile(node, org or OrgDetails(), clock)
         if first_run:
@@ -250,7 +253,12 @@ async def init_node(
 
 
 def _make_node(
-    data_dir: Path, identity: Identity, config: NodeConfig, db: Database, clock: Clock
+    data_dir: Path,
+    identity: Identity,
+    config: NodeConfig,
+    db: Database,
+    hasher: PasswordHasher | None,
+    clock: Clock,
 ) -> Node:
     feeds = FeedStore(db, own=identity.node_id)
     audit = AuditLog(db)
@@ -264,7 +272,7 @@ def _make_node(
         db,
         feeds,
         audit,
-        AccountService(db, audit=audit),
+        AccountService(db, audit=audit, hasher=hasher),
         profiles,
     )
 

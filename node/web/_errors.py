@@ -1,7 +1,7 @@
 """Error bodies and the one place that maps error codes to HTTP statuses (STYLE §5).
 
 Every API error is ``{"error": {"code": CODE, "message": TEXT}}``, plus
-``retry_after_ms`` for LOCKED and ``problem`` for WEAK_PASSWORD. Messages are short
+``locked_until_ms`` for LOCKED (with a ``Retry-After`` header) and ``problem`` for WEAK_PASSWORD. Messages are short
 English for developers; the UI shows its own translated text chosen by ``code``.
 Storage failures never pass their text on (it may name the database host).
 """
@@ -76,8 +76,8 @@ def error_of(error: Exception) -> tuple[int, dict[str, Any]] | None:
         return error.status, error_body(error.code, error.message)
     if isinstance(error, AccountError):
         extra: dict[str, Any] = {}
-        if error.retry_after_ms is not None:
-            extra["retry_after_ms"] = error.retry_after_ms
+        if error.retry_after_ms is not None:  # the service's value is a time, not a span
+            extra["locked_until_ms"] = error.retry_after_ms
         if error.problem is not None:
             extra["problem"] = error.problem.value
         return _ACCOUNT_STATUS[error.code], error_body(error.code.value, error.message, **extra)

@@ -22,7 +22,7 @@ _ERROR: Final = {
             "properties": {
                 "code": {"type": "string"},
                 "message": {"type": "string"},
-                "retry_after_ms": {"type": "integer"},
+                "locked_until_ms": {"type": "integer"},
                 "problem": {"type": "string"},
             },
         }

@@ -41,6 +41,7 @@ from ._services import SERVICES, SESSION, Services
 
 __all__ = [
     "CSRF_HEADER",
+    "ERROR_HEADER",
     "METRICS",
     "PRE_SESSION_COOKIE",
     "ROUTES",
@@ -56,6 +57,9 @@ SESSION_COOKIE: Final = "watan_session"
 PRE_SESSION_COOKIE: Final = "watan_csrf"
 CSRF_HEADER: Final = "X-CSRF-Token"
 CSRF_FIELD: Final = "csrf_token"
+#: Every error response names its code here too (HTML error pages included), for
+#: monitoring and tests that must tell a refusal's reason without parsing a page.
+ERROR_HEADER: Final = "X-Watan-Error"
 ROUTES: Final = web.AppKey("watan_routes", RouteTable)
 METRICS: Final = web.AppKey("watan_metrics", Metrics)
 
@@ -66,8 +70,8 @@ _CSP: Final = (
     "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
     "frame-ancestors 'none'; form-action 'self'"
 )
-_PRE_SESSION_NEW: Final = "watan_pre_session_new"
-_CLEAR_SESSION: Final = "watan_clear_session"
+_PRE_SESSION_NEW: Final = web.RequestKey("watan_pre_session_new", str)
+_CLEAR_SESSION: Final = web.RequestKey("watan_clear_session", bool)
 
 
 def is_tls(request: web.Request) -> bool:
@@ -136,8 +140,11 @@ def _error_response(
         response = web.json_response(body, status=status)
     else:
         response = svc.error_page(request, status, body["error"]["code"])
-    if status == 429 and "retry_after_ms" in body["error"]:
-        response.headers["Retry-After"] = str(-(-body["error"]["retry_after_ms"] // 1000))
+    response.headers[ERROR_HEADER] = body["error"]["code"]
+    until = body["error"].get("locked_until_ms")
+    if status == 429 and until is not None:
+        wait_ms = max(0, until - request.app[SERVICES].now_ms())
+        response.headers["Retry-After"] = str(-(-wait_ms // 1000))
     return response
 
 
@@ -145,7 +152,7 @@ def _login_redirect(request: web.Request) -> web.Response:
     target = "/login"
     if request.method == "GET" and request.path_qs not in ("/", "/login"):
         target += "?next=" + quote(request.path_qs, safe="")
-    raise web.HTTPSeeOther(target)
+    raise web.HTTPSeeOther(target, headers={ERROR_HEADER: "UNAUTHENTICATED"})
 
 
 async def _resume(request: web.Request, svc: Services) -> None:
@@ -175,7 +182,9 @@ def _check_access(request: web.Request, route: Route) -> None:
         authorize(session.account, route.access)
     except AccountError as error:
         if error.code is AccountErrorCode.PASSWORD_CHANGE_REQUIRED and not route.api:
-            raise web.HTTPSeeOther("/password") from None
+            raise web.HTTPSeeOther(
+                "/password", headers={ERROR_HEADER: error.code.value}
+            ) from None
         raise
 
 
@@ -234,7 +243,7 @@ async def _run(request: web.Request, handler: Any, route: Route | None) -> web.S
         return response
     except web.HTTPException as exc:
         if exc.status < 400:
-            return exc
+            raise  # a redirect: the pipeline finishes and re-raises it
         return _error_response(request, route, exc.status, _plain(exc))
     except Exception as exc:
         mapped = error_of(exc)
@@ -282,7 +291,11 @@ async def pipeline(request: web.Request, handler: Any) -> web.StreamResponse:
     """The node's only middleware (module docstring)."""
     started = time.perf_counter()
     route, label = _route_of(request)
-    response = await _run(request, handler, route)
+    redirect: web.HTTPException | None = None
+    try:
+        response = await _run(request, handler, route)
+    except web.HTTPException as exc:  # 3xx only (see _run); aiohttp wants it raised
+        response = redirect = exc
     _finish(request, response, static=label == "static")
     elapsed = time.perf_counter() - started
     request.app[METRICS].observe(request.method, label, response.status, elapsed)
@@ -303,6 +316,8 @@ async def pipeline(request: web.Request, handler: Any) -> web.StreamResponse:
             "account": None if session is None else session.account.id,
         },
     )
+    if redirect is not None:
+        raise redirect
     return response
 
 

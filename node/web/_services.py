@@ -59,7 +59,7 @@ class Services:
 
 SERVICES: Final = web.AppKey("watan_services", Services)
 #: The request's live session, or None (set by the middleware).
-SESSION: Final = "watan_session"
+SESSION: Final = web.RequestKey("watan_session", Session)
 
 
 def services(request: web.Request) -> Services:

@@ -23,11 +23,18 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 import protocol
-from node.app import make_app
 from node.clock import FakeClock
 from node.config import load_config, standalone_net
-from node.daemon import NodeError, OrgDetails, db_upgrade, init_node, node_status
+from node.daemon import (
+    FIRST_PASSWORD_FILE,
+    NodeError,
+    OrgDetails,
+    db_upgrade,
+    init_node,
+    node_status,
+)
 from node.storage import Database, FeedStore
+from node.web import make_app
 
 from .conftest import NOW, _drop_postgres_database, _postgres_database
 
@@ -87,6 +94,13 @@ async def test_first_run_creates_node(tmp_path: Path, database_url: str | None) 
             "IQG01",
         )
         assert (profile.role, profile.sectors, profile.endpoints) == ("ngo", [], [])
+        # The first admin, with a one-time password saved 0600 for the operator.
+        assert node.first_password is not None
+        saved = data / FIRST_PASSWORD_FILE
+        assert saved.read_text() == f"admin\n{node.first_password}\n"
+        assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+        admin = await node.accounts.store.by_username("admin")
+        assert admin is not None and admin.must_change_password and admin.role.value == "admin"
     finally:
         await node.close()
 
@@ -94,6 +108,8 @@ async def test_first_run_creates_node(tmp_path: Path, database_url: str | None) 
     again, created = await init_node(data, clock=clock, database_url=database_url)
     try:
         assert not created
+        assert again.first_password is None  # shown once, on the run that made it
+        assert (data / FIRST_PASSWORD_FILE).exists()  # until the admin changes it
         assert again.identity.node_id == node_id
         assert load_config(data).created_ms == NOW
         assert await again.feeds.heads() == {node_id: (1, entry.id)}  # no second profile
@@ -170,37 +186,38 @@ async def test_status_and_db_upgrade(tmp_path: Path, database_url: str | None) -
 # -- the health endpoint ---------------------------------------------------------------
 
 
-async def _get_healthz(db: Database, node_id: bytes) -> tuple[int, dict[str, Any]]:
-    async with TestClient(TestServer(make_app(db=db, node_id=node_id))) as client:
-        response = await client.get("/healthz")
-        return response.status, await response.json()
+async def _get_healthz(tmp_path: Path, db: Database | None = None) -> tuple[int, dict[str, Any]]:
+    clock = FakeClock(NOW)
+    node, _ = await init_node(tmp_path / "n", clock=clock)
+    try:
+        svc = node.services(clock)
+        if db is not None:
+            svc.db = db
+        async with TestClient(TestServer(make_app(svc))) as client:
+            response = await client.get("/healthz")
+            body = await response.json()
+            assert body["node_id"] == node.identity.node_id.hex()
+            return response.status, body
+    finally:
+        await node.close()
 
 
 async def test_healthz_ok(tmp_path: Path) -> None:
-    node, _ = await init_node(tmp_path / "n", clock=FakeClock(NOW))
-    try:
-        status, body = await _get_healthz(node.db, node.identity.node_id)
-    finally:
-        await node.close()
+    status, body = await _get_healthz(tmp_path)
     assert status == 200
-    assert body == {"status": "ok", "node_id": node.identity.node_id.hex()}
+    assert body["status"] == "ok" and set(body) == {"status", "node_id"}
 
 
 async def test_healthz_unreachable_database_hides_the_url(
-    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     db = Database.from_url(f"postgresql://watan:{PASSWORD}@127.0.0.1:1/watan")
-    node_id = bytes(32)
     try:
-        status, body = await _get_healthz(db, node_id)
+        status, body = await _get_healthz(tmp_path, db)
     finally:
         await db.close()
     assert status == 503
-    assert body == {
-        "status": "unhealthy",
-        "node_id": node_id.hex(),
-        "reason": "database unreachable",
-    }
+    assert body["status"] == "unhealthy" and body["reason"] == "database unreachable"
     assert PASSWORD not in caplog.text
 
 
@@ -326,12 +343,15 @@ async def test_up_status_stop_restart(tmp_path: Path) -> None:
         node.stop()
     assert f"http://127.0.0.1:{node.port}" in node.stdout
     assert status["fingerprint"] in node.stdout
+    one_time = (data / FIRST_PASSWORD_FILE).read_text().split()[1]
+    assert f"one-time password {one_time}" in node.stdout
 
     with running(data) as again:
         assert again.wait_healthy()["node_id"] == node_id
         status = json.loads(_watan("status", "--data", str(data), "--json").stdout)
         assert status["feed"]["seq"] == 1 and status["heads"] == {node_id: 1}
         again.stop(signum=signal.SIGINT)
+    assert "one-time password" not in again.stdout
 
 
 def test_taken_port_exits_2(tmp_path: Path) -> None:
