@@ -548,6 +548,45 @@ class AccountService:
             conn, by.id, "password.reset", _target(account_id), now_ms, sessions_ended=ended
         )
 
+    async def recover(self, username: str, *, random_bytes: RandomBytes, now_ms: int) -> str:
+        """Give an admin account a new one-time password from the node's own command
+        line (``watan accounts recover``), for when no admin can sign in: the first
+        admin's password was lost, or every admin forgot theirs. Whoever can run
+        commands on the node's box already holds its keys and database, so this grants
+        nothing new; it is audited (actor: the node) and re-enables the account.
+
+        Raises:
+            AccountError: NOT_FOUND (no such account), INVALID (not an admin: other
+                roles are reset by an admin, in the UI).
+        """
+        norm = normalize_username(username)
+        password = one_time_password(random_bytes)
+        password_hash = await self._hash(password)
+        await self._db.write(self._recover_txn, norm, password_hash, now_ms)
+        return password
+
+    def _recover_txn(self, conn: Connection, norm: str, password_hash: str, now_ms: int) -> None:
+        self._audit.lock_txn(conn)
+        account = self._store.by_username_txn(conn, norm)
+        if account is None:
+            raise _err("no such account", AccountErrorCode.NOT_FOUND)
+        if account.role is not Role.ADMIN:
+            raise _err("only admin accounts are recovered this way", AccountErrorCode.INVALID)
+        self._store.update_txn(
+            conn,
+            account.id,
+            password_hash=password_hash,
+            must_change_password=True,
+            disabled=False,
+            failed_logins=0,
+            locked_until_ms=None,
+            updated_ms=now_ms,
+        )
+        ended = self._store.delete_sessions_txn(conn, account.id)
+        self._audit_txn(
+            conn, None, "password.recover", _target(account.id), now_ms, sessions_ended=ended
+        )
+
     # -- status and role ------------------------------------------------------------
 
     async def disable(self, by_admin: Account, account_id: int, *, now_ms: int) -> Account:

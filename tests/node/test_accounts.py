@@ -378,6 +378,30 @@ async def test_an_admin_reset_clears_a_lockout(svc: AccountService) -> None:
     assert account.must_change_password
 
 
+async def test_recover_from_the_command_line(svc: AccountService) -> None:
+    admin = await ready_admin(svc)
+    worker = await make(svc, admin, "worker")
+    for i in range(LOCKOUT_THRESHOLD + 2):
+        await fail(svc, "admin", NOW + i)
+    token, _csrf = await svc.start_session(admin, now_ms=NOW, random_bytes=rng("s"))
+    otp = await svc.recover("ADMIN", random_bytes=rng("rec"), now_ms=NOW + 100)
+    with pytest.raises(AccountError) as gone:
+        await svc.resume(token, now_ms=NOW + 101)
+    assert gone.value.code is AccountErrorCode.EXPIRED  # its sessions ended
+    account = await svc.authenticate("admin", otp, now_ms=NOW + 102, source="cli")
+    assert account.must_change_password and not account.disabled  # lockout cleared
+    (row,) = await AuditLog(svc._db).query(action="password.recover")
+    assert row.actor is None and row.target == f"account:{admin.id}"
+    for name, code in (
+        ("worker", AccountErrorCode.INVALID),
+        ("nobody", AccountErrorCode.NOT_FOUND),
+    ):
+        with pytest.raises(AccountError) as refused:
+            await svc.recover(name, random_bytes=rng(), now_ms=NOW)
+        assert refused.value.code is code
+    assert (await svc.store.get(worker.id)) == worker
+
+
 async def test_password_is_rehashed_when_parameters_change(db: Database) -> None:
     await db.upgrade()
     old = AccountService(db, audit=AuditLog(db), hasher=CHEAP)
