@@ -118,7 +118,7 @@ async def _denied(response: Any, api: bool) -> str | None:
     """Why the request was refused by the access rules, or None if it was not."""
     if api:
         if response.status in (401, 403):
-            code = (await response.json())["error"]["code"]
+            code: str = (await response.json())["error"]["code"]
             if code in ("UNAUTHENTICATED", "FORBIDDEN", "PASSWORD_CHANGE_REQUIRED"):
                 return code
         return None

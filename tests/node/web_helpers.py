@@ -45,7 +45,7 @@ class WebNode:
     node: Node
     clock: FakeClock
     services: Services
-    client: TestClient
+    client: TestClient[Any, Any]
     staff: dict[Role, Staff] = field(default_factory=dict)
     first_password: str = ""
 
