@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,7 +24,7 @@ from node.web._pipeline import ROUTES
 from node.web._schema import check
 
 from .conftest import _drop_postgres_database, _postgres_database
-from .web_helpers import PASSWORD, ROLE_NAMES, WebNode, csrf_field, web_node
+from .web_helpers import PASSWORD, WebNode, csrf_field, web_node
 
 A, C, W, R = Role.ADMIN, Role.COORDINATOR, Role.CASE_WORKER, Role.AUDITOR
 EVERYONE = "public"
@@ -133,32 +134,58 @@ async def _denied(response: Any, api: bool) -> str | None:
     return code if code in ("UNAUTHENTICATED", "FORBIDDEN", "PASSWORD_CHANGE_REQUIRED") else None
 
 
-@pytest.mark.parametrize("who", [None, A, C, W, R], ids=["anonymous", *ROLE_NAMES.values()])
-async def test_every_route_for_every_role(web: WebNode, who: Role | None) -> None:
-    target = web.staff[W].account.id
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def web_any(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[WebNode]:
+    """A node on each backend."""
+    if request.param == "sqlite":
+        async with web_node(tmp_path / "node") as node:
+            yield node
+        return
+    name = f"watan_test_web_{secrets.token_hex(6)}"
+    url = await _postgres_database(name)
+    try:
+        async with web_node(tmp_path / "node", database_url=url) as node:
+            yield node
+    finally:
+        await _drop_postgres_database(name)
+
+
+async def test_every_route_for_every_role(web_any: WebNode) -> None:
+    web = web_any
+    # {id} routes act on an account of their own (a reset there must not lock out
+    # the staff whose sessions walk the routes).
+    target, _ = await web.node.accounts.create_account(
+        web.staff[A].account,
+        username="target",
+        display_name="Target",
+        role=W,
+        random_bytes=secrets.token_bytes,
+        now_ms=web.clock.now_ms(),
+    )
     table = web.client.app[ROUTES]
-    for route in table:
-        # Each request gets a fresh session: logout and password routes end sessions.
-        staff = None if who is None else await web.session(web.staff[who].account)
-        path = _concrete(route.path, target)
-        response = await web.request(
-            route.method, path, staff, **_body_for(route.method, route.path)
-        )
-        denied = await _denied(response, route.api)
-        rule = EXPECTED[(route.method, route.path)]
-        if rule == EVERYONE:
-            allowed = True
-        elif rule == ANY_STAFF:
-            allowed = who is not None
-        else:
-            allowed = who in rule
-        where = f"{route.method} {path} as {who}"
-        if allowed:
-            assert denied is None, f"{where}: refused ({response.status} {denied})"
-            assert response.status < 500, f"{where}: {response.status}"
-        else:
-            expected = "UNAUTHENTICATED" if who is None else "FORBIDDEN"
-            assert denied == expected, f"{where}: {response.status}, expected {expected}"
+    for who in (None, A, C, W, R):
+        for route in table:
+            # A fresh session per request: logout and password routes end sessions.
+            staff = None if who is None else await web.session(web.staff[who].account)
+            path = _concrete(route.path, target.id)
+            response = await web.request(
+                route.method, path, staff, **_body_for(route.method, route.path)
+            )
+            denied = await _denied(response, route.api)
+            rule = EXPECTED[(route.method, route.path)]
+            if rule == EVERYONE:
+                allowed = True
+            elif rule == ANY_STAFF:
+                allowed = who is not None
+            else:
+                allowed = who in rule
+            where = f"{route.method} {path} as {who}"
+            if allowed:
+                assert denied is None, f"{where}: refused ({response.status} {denied})"
+                assert response.status < 500, f"{where}: {response.status}"
+            else:
+                expected = "UNAUTHENTICATED" if who is None else "FORBIDDEN"
+                assert denied == expected, f"{where}: {response.status}, expected {expected}"
 
 
 async def test_one_time_password_allows_only_the_password_change(web: WebNode) -> None:
