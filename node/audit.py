@@ -298,7 +298,12 @@ class AuditLog:
         Returns:
             A :class:`VerifyReport` (a broken chain is a finding, not an exception).
         """
-        return await self._db.read(_verify_txn, dict(anchors))
+        return await self._db.snapshot(_verify_txn, dict(anchors))
+
+    async def verify_with_head(self) -> tuple[VerifyReport, tuple[int, bytes]]:
+        """:meth:`verify` and :meth:`head` from the same snapshot (for ``watan audit
+        verify``, which prints the head for the operator to keep as an anchor)."""
+        return await self._db.snapshot(_verify_and_head_txn)
 
 
 def _record(row: Any) -> AuditRecord:
@@ -325,6 +330,10 @@ def _query_txn(conn: Connection, query: Select[Any]) -> list[AuditRecord]:
 
 def _bad(rows: int, seq: int, reason: str) -> VerifyReport:
     return VerifyReport(ok=False, rows=rows, first_bad_seq=seq, reason=reason)
+
+
+def _verify_and_head_txn(conn: Connection) -> tuple[VerifyReport, tuple[int, bytes]]:
+    return _verify_txn(conn, {}), _head_txn(conn)
 
 
 def _verify_txn(conn: Connection, anchors: dict[int, bytes]) -> VerifyReport:

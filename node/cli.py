@@ -3,6 +3,10 @@
 ``watan up --data DIR``            run the node (creating it on first run)
 ``watan status --data DIR``        what the node holds (works while it runs)
 ``watan db upgrade --data DIR``    migrate the node's database
+``watan backup --data DIR --out FILE``   a consistent snapshot (works while it runs)
+``watan restore --in FILE --data DIR``   restore a snapshot into a new node directory
+``watan audit verify --data DIR``  check the audit log's hash chain (exit 1: broken)
+``watan accounts recover --data DIR``  a new one-time password for an admin
 ``watan protocol ...``             decode and verify protocol bytes
 
 Exit status 2, with one line on stderr, for every failure the operator must fix.
@@ -14,6 +18,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import sys
 from collections.abc import Sequence
 from importlib import metadata
@@ -21,6 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import protocol._cli
+from node.accounts import FIRST_ADMIN, AccountError, AccountService
+from node.audit import AuditLog
+from node.backup import backup_node, read_passphrase, restore_node
 from node.clock import SystemClock
 from node.daemon import (
     DATABASE_URL_ENV,
@@ -29,9 +37,11 @@ from node.daemon import (
     db_upgrade,
     init_node,
     node_status,
+    open_node,
     serve,
 )
 from node.logs import FORMATS, configure_logging
+from node.storage import StorageError
 
 __all__ = ["main"]
 
@@ -100,7 +110,45 @@ def _parser() -> argparse.ArgumentParser:
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
     upgrade = db_commands.add_parser("upgrade", help="apply schema migrations")
     upgrade.add_argument("--data", type=Path, required=True, metavar="DIR", help="node directory")
+    _backup_parsers(commands)
     return parser
+
+
+def _backup_parsers(commands: Any) -> None:
+    data_help = "node directory"
+    secret = "file whose first line is the passphrase (without it: no encryption)"
+    backup = commands.add_parser("backup", help="snapshot the node (works while it runs)")
+    backup.add_argument("--data", type=Path, required=True, metavar="DIR", help=data_help)
+    backup.add_argument("--out", type=Path, required=True, metavar="FILE", help="archive")
+    backup.add_argument("--passphrase-file", type=Path, metavar="F", help=secret)
+    backup.add_argument("--force", action="store_true", help="replace an existing FILE")
+    restore = commands.add_parser("restore", help="restore a backup into a new node directory")
+    restore.add_argument("--in", dest="archive", type=Path, required=True, metavar="FILE")
+    restore.add_argument(
+        "--data", type=Path, required=True, metavar="DIR", help="new or empty directory"
+    )
+    restore.add_argument("--passphrase-file", type=Path, metavar="F", help=secret)
+    restore.add_argument(
+        "--database-url",
+        default=os.environ.get(DATABASE_URL_ENV),
+        metavar="URL",
+        help=f"an empty database (default: ${DATABASE_URL_ENV}, else SQLite in DIR)",
+    )
+    accounts = commands.add_parser("accounts", help="staff account recovery")
+    accounts_commands = accounts.add_subparsers(
+        dest="accounts_command", required=True, metavar="COMMAND"
+    )
+    recover = accounts_commands.add_parser(
+        "recover",
+        help="give an admin account a new one-time password (when no admin can sign in)",
+    )
+    recover.add_argument("--data", type=Path, required=True, metavar="DIR", help=data_help)
+    recover.add_argument("--username", default=FIRST_ADMIN, help="admin account (default: admin)")
+    audit = commands.add_parser("audit", help="audit log checks")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True, metavar="COMMAND")
+    verify = audit_commands.add_parser("verify", help="check the hash chain (works while running)")
+    verify.add_argument("--data", type=Path, required=True, metavar="DIR", help=data_help)
+    verify.add_argument("--json", action="store_true", help="print JSON")
 
 
 async def _up(args: argparse.Namespace) -> int:
@@ -141,9 +189,97 @@ def _print_status(status: dict[str, Any]) -> None:
         print(f"  {author}  seq {seq}")
 
 
+async def _backup(args: argparse.Namespace) -> int:
+    os.umask(0o077)
+    passphrase = None
+    if args.passphrase_file is not None:
+        passphrase = read_passphrase(args.passphrase_file, for_backup=args.command == "backup")
+    if args.command == "restore":
+        restored = await restore_node(
+            args.archive, args.data, passphrase=passphrase, database_url=args.database_url
+        )
+        print(f"restored node {restored.node_id.hex()} into {args.data}")
+        print(f"fingerprint {restored.fingerprint}, schema revision {restored.revision}")
+        for name, count in restored.rows.items():
+            print(f"  {name:<12} {count} rows")
+        print(f"  ({restored.sessions_dropped} sessions dropped: staff log in again)")
+        if not restored.audit.ok:
+            print(
+                f"watan: audit log broken at row {restored.audit.first_bad_seq}: "
+                f"{restored.audit.reason} (it was so in the backup)",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"audit log intact: {restored.audit.rows} rows")
+        return 0
+    if passphrase is None:
+        print(
+            f"watan: warning: {args.out} is NOT encrypted and holds the node's private "
+            "keys in clear; keep it as safe as the keys (or use --passphrase-file)",
+            file=sys.stderr,
+        )
+    made = await backup_node(
+        args.data, args.out, clock=SystemClock(), passphrase=passphrase, force=args.force
+    )
+    tables = ", ".join(f"{name} {count}" for name, count in made.rows.items())
+    kind = "encrypted" if made.encrypted else "not encrypted"
+    print(f"backup of node {made.node_id.hex()} written to {made.path} ({made.size} bytes, {kind})")
+    print(f"rows: {tables}")
+    return 0
+
+
+async def _audit_verify(args: argparse.Namespace) -> int:
+    _config, db = await open_node(args.data)
+    try:
+        report, (seq, head) = await AuditLog(db).verify_with_head()
+    except StorageError as error:
+        raise NodeError(f"cannot read the audit log: {error.message}") from None
+    finally:
+        await db.close()
+    if args.json:
+        result = {
+            "ok": report.ok,
+            "rows": report.rows,
+            "head": {"seq": seq, "hash": head.hex()},
+            "first_bad_seq": report.first_bad_seq,
+            "reason": report.reason,
+        }
+        print(json.dumps(result, indent=2))
+    elif report.ok:
+        print(f"intact: {report.rows} rows, head {seq} {head.hex()}")
+    else:
+        print(f"BROKEN at row {report.first_bad_seq}: {report.reason}")
+    return 0 if report.ok else 1
+
+
+async def _recover(args: argparse.Namespace) -> int:
+    _config, db = await open_node(args.data)
+    try:
+        await db.upgrade()
+        accounts = AccountService(db, audit=AuditLog(db))
+        password = await accounts.recover(
+            args.username, random_bytes=secrets.token_bytes, now_ms=SystemClock().now_ms()
+        )
+    except AccountError as error:
+        raise NodeError(f"cannot recover {args.username!r}: {error.message}") from None
+    except StorageError as error:
+        raise NodeError(error.message) from None
+    finally:
+        await db.close()
+    print(f"one-time password for {args.username!r}: {password}")
+    print("it must be changed at the next sign-in; the account's sessions were ended")
+    return 0
+
+
 async def _run(args: argparse.Namespace) -> int:
     if args.command == "up":
         return await _up(args)
+    if args.command in ("backup", "restore"):
+        return await _backup(args)
+    if args.command == "audit":
+        return await _audit_verify(args)
+    if args.command == "accounts":
+        return await _recover(args)
     if args.command == "status":
         status = await node_status(args.data)
         if args.json:

@@ -155,14 +155,21 @@ def _alembic_config() -> Config:
     return config
 
 
-def _upgrade_txn(conn: Connection) -> None:
+def _upgrade_txn(conn: Connection, revision: str = "head") -> None:
     if conn.dialect.name == "postgresql":
         # Two processes (a node and an operator's CLI) upgrading at once: the second
         # waits here, then finds the schema at head and does nothing.
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
     config = _alembic_config()
     config.attributes["connection"] = conn
-    alembic.command.upgrade(config, "head")
+    alembic.command.upgrade(config, revision)
+
+
+def _load_txn(conn: Connection, revision: str, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+    _upgrade_txn(conn, revision)
+    result = fn(conn, *args)
+    _upgrade_txn(conn, "head")
+    return result
 
 
 def _current_revision_txn(conn: Connection) -> str | None:
@@ -281,7 +288,9 @@ class Database:
     async def read(
         self, fn: Callable[Concatenate[Connection, P], T], /, *args: P.args, **kwargs: P.kwargs
     ) -> T:
-        """Run ``fn(conn, ...)`` in one read-only transaction (a consistent snapshot).
+        """Run ``fn(conn, ...)`` in one read transaction (each statement sees committed
+        data; on PostgreSQL each statement its own snapshot: use :meth:`snapshot`
+        when several reads must agree).
 
         Raises:
             StorageError: any database failure, translated.
@@ -306,6 +315,40 @@ class Database:
             async with self._writer.begin() as conn:
                 return await conn.run_sync(fn, *args, **kwargs)
 
+    async def snapshot(
+        self, fn: Callable[Concatenate[Connection, P], T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run ``fn(conn, ...)`` in one read-only transaction in which every statement
+        sees the same snapshot, however long ``fn`` runs (a backup, a full audit walk),
+        while writers carry on. SQLite (WAL): a read transaction, whose snapshot is
+        taken at its first read. PostgreSQL: ``REPEATABLE READ READ ONLY`` (the default
+        READ COMMITTED takes a new snapshot per statement; a read-only transaction
+        never fails with a serialization error).
+
+        Raises:
+            StorageError: any database failure, translated.
+        """
+        with self._translated():
+            async with self._engine.connect() as conn:
+                if self.backend == "postgresql":
+                    await conn.execution_options(
+                        isolation_level="REPEATABLE READ", postgresql_readonly=True
+                    )
+                return await conn.run_sync(fn, *args, **kwargs)
+
+    async def load(self, revision: str, fn: Callable[..., T], /, *args: Any) -> T:
+        """Fill an empty database from a backup: in one write transaction, create the
+        schema at ``revision`` (the backup's), run ``fn(conn, *args)`` to insert its
+        rows, then migrate to the newest revision. A failure (``fn``'s own exceptions
+        pass through) leaves the database as it was: DDL is transactional on both
+        backends.
+
+        Raises:
+            StorageError: SCHEMA if ``revision`` is unknown to this code, or any
+                database failure, translated.
+        """
+        return await self.write(_load_txn, revision, fn, args)
+
     async def upgrade(self) -> None:
         """Migrate the schema to the newest revision; a no-op when it is current.
 
@@ -329,6 +372,13 @@ class Database:
         if head is None:  # pragma: no cover - the package ships its migrations
             raise StorageError("no migrations found", code=StorageErrorCode.SCHEMA)
         return head
+
+    @staticmethod
+    def knows_revision(revision: str) -> bool:
+        """Whether ``revision`` is one of this code's schema revisions (a backup made
+        by a newer Watan may name one it does not know)."""
+        script = ScriptDirectory.from_config(_alembic_config())
+        return revision in {known.revision for known in script.walk_revisions()}
 
     async def ping(self) -> None:
         """Check that the database answers (for start-up and the health endpoint).
