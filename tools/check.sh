@@ -44,5 +44,22 @@ step "import-linter (admin_ui | tools -> node -> protocol; protocol is pure)"
 step "test vectors are current"
 .venv/bin/python -m tools.gen_vectors --check
 
+step "Chromium and Arabic fonts (browser tests in tests/ui)"
+# Debian's chromium drives the Playwright tests; fonts-noto-core holds Noto Naskh/Sans
+# Arabic, so Arabic pages render (and screenshot) with real glyphs. Without them the
+# browser tests skip with a reason (and fail under CI=true).
+if ! command -v chromium >/dev/null 2>&1 || ! dpkg-query -W -f='${Status}' fonts-noto-core 2>/dev/null | grep -q 'ok installed'; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            chromium fonts-noto-core >/dev/null
+        echo "installed chromium and fonts-noto-core"
+    else
+        echo "chromium or fonts-noto-core missing and not root: install them with apt as root"
+    fi
+else
+    echo "chromium and fonts-noto-core are installed"
+fi
+
 step "pytest (branch coverage of protocol/ >= 95%)"
 .venv/bin/pytest --cov --cov-report=term --cov-fail-under=95
