@@ -40,7 +40,10 @@ async def _body(request: web.Request, schema: dict[str, Any]) -> dict[str, Any]:
         raise ApiError(413, "TOO_LARGE", f"the body exceeds {_MAX_BODY} bytes")
     try:
         value = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        # A lone surrogate escape ("\ud800") decodes but is no text: refuse it here
+        # rather than fail in the database driver.
+        json_dumps(value).encode("utf-8")
+    except (UnicodeError, RecursionError, json.JSONDecodeError):
         raise ApiError(400, "BAD_REQUEST", "the body is not JSON") from None
     try:
         check(schema, value)
@@ -177,7 +180,7 @@ async def _list_accounts(request: web.Request) -> web.Response:
 
 _NEW_ACCOUNT = obj(
     ("username", "display_name", "role"),
-    username={"type": "string", "minLength": 3, "maxLength": 32},
+    username={"type": "string", "minLength": 3, "maxLength": 32, "pattern": "^[A-Za-z0-9._-]+$"},
     display_name={"type": "string", "minLength": 1, "maxLength": 100},
     role={"type": "string", "enum": list(ROLES)},
 )
@@ -211,7 +214,11 @@ async def _get_account(request: web.Request) -> web.Response:
     return _json({"account": account_json(account)})
 
 
-_PATCH_ACCOUNT = obj(role={"type": "string", "enum": list(ROLES)}, disabled=BOOL)
+#: ``minProperties`` documents what the handler checks (``check`` ignores it).
+_PATCH_ACCOUNT = {
+    **obj(role={"type": "string", "enum": list(ROLES)}, disabled=BOOL),
+    "minProperties": 1,
+}
 
 
 async def _patch_account(request: web.Request) -> web.Response:
@@ -246,7 +253,7 @@ def _int_param(request: web.Request, name: str, low: int = 0) -> int | None:
     text = request.query.get(name)
     if text is None or text == "":
         return None
-    if not text.isascii() or not text.lstrip("-").isdigit() or len(text) > 19:
+    if not text.isascii() or not text.lstrip("-").isdigit() or len(text) > 18:
         raise ApiError(422, "INVALID", f"{name} must be an integer")
     value = int(text)
     if value < low:
@@ -304,6 +311,8 @@ async def _put_profile(request: web.Request) -> web.Response:
     return _json(_profile_json(profile))
 
 
+#: Query integers: at most 18 digits (they must fit a signed 64-bit column).
+_QUERY_INT: Final = {"type": "integer", "minimum": 0, "maximum": 999_999_999_999_999_999}
 _ID_PARAM: Final = {"name": "id", "in": "path", "required": True, "schema": INT}
 
 
@@ -461,10 +470,12 @@ def add_api_routes(table: RouteTable) -> None:
         summary="Audit log rows, newest first (page with before_seq)",
         parameters=(
             _query("action", STR, "exact action name, e.g. login.success"),
-            _query("actor", INT, "account id"),
-            _query("since_ms", INT, "rows at or after this time (Unix ms)"),
-            _query("until_ms", INT, "rows before this time (Unix ms)"),
-            _query("before_seq", INT, "rows before this seq (the next page)"),
+            _query("actor", _QUERY_INT, "account id"),
+            _query("since_ms", _QUERY_INT, "rows at or after this time (Unix ms)"),
+            _query("until_ms", _QUERY_INT, "rows before this time (Unix ms)"),
+            _query(
+                "before_seq", {**_QUERY_INT, "minimum": 1}, "rows before this seq (the next page)"
+            ),
             _query(
                 "limit",
                 {"type": "integer", "minimum": 1, "maximum": 200},

@@ -1,8 +1,9 @@
 """Error bodies and the one place that maps error codes to HTTP statuses (STYLE §5).
 
 Every API error is ``{"error": {"code": CODE, "message": TEXT}}``, plus
-``locked_until_ms`` for LOCKED (with a ``Retry-After`` header) and ``problem`` for WEAK_PASSWORD. Messages are short
-English for developers; the UI shows its own translated text chosen by ``code``.
+``locked_until_ms`` for LOCKED (with a ``Retry-After`` header) and ``problem`` for
+WEAK_PASSWORD. Messages are short English for developers; the UI shows its own
+translated text chosen by ``code``.
 Storage failures never pass their text on (it may name the database host).
 """
 

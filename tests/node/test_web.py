@@ -382,7 +382,7 @@ async def test_security_headers(web: WebNode) -> None:
         assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
         assert headers["X-Content-Type-Options"] == "nosniff"
         assert headers["X-Frame-Options"] == "DENY"
-        assert headers["Referrer-Policy"] == "no-referrer"
+        assert headers["Referrer-Policy"] == "same-origin"
         assert headers["Cache-Control"] == "no-store"
 
 
@@ -656,3 +656,22 @@ async def test_profile_edit_appends_a_signed_entry_and_an_audit_row(
         finally:
             if url is not None:
                 await _drop_postgres_database(name)
+
+
+async def test_a_form_that_is_not_utf8_is_a_400(web: WebNode) -> None:
+    token = "t" * 43
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    for body, staff in (
+        (b"username=\xff&csrf_token=" + token.encode(), None),
+        (b"name_ar=\xfe", web.staff[A]),
+    ):
+        response = await web.request(
+            "POST",
+            "/login" if staff is None else "/settings",
+            staff,
+            data=body,
+            headers=headers,
+            cookies={PRE_SESSION_COOKIE: token},
+        )
+        assert response.status == 400
+        assert response.headers["X-Watan-Error"] == "BAD_REQUEST"
