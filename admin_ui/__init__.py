@@ -12,12 +12,13 @@ from pathlib import Path
 from aiohttp import web
 
 from node.accounts import Permission
-from node.web import PUBLIC, SIGNED_IN, RouteTable, Services
+from node.storage import StorageError
+from node.web import PUBLIC, SERVICES, SIGNED_IN, RouteTable, Services
 
 from . import _auth, _pages
 from ._choices import ERRORS
 from ._i18n import N_
-from ._page import ORG_NAME, RENDERER, locale_of, render
+from ._page import RENDERER, locale_of, render
 from ._templating import Renderer
 
 __all__ = ["setup"]
@@ -76,16 +77,11 @@ def setup(table: RouteTable, svc: Services) -> None:
 
 def _install(app: web.Application) -> None:
     app[RENDERER] = Renderer()
-    app[ORG_NAME] = {}
 
-    async def load_org_name(app: web.Application) -> None:
-        from node.web import SERVICES
-
+    async def read_profile(app: web.Application) -> None:
         try:
-            profile = await app[SERVICES].profiles.current()
-        except Exception:  # the database is down at start: pages show no name yet
-            return
-        if profile is not None:
-            app[ORG_NAME].update({"ar": profile.name_ar, "en": profile.name_en})
+            await app[SERVICES].profiles.current()  # fills profiles.latest for headers
+        except StorageError:  # the database is down at start: pages show no name yet
+            pass
 
-    app.on_startup.append(load_org_name)
+    app.on_startup.append(read_profile)

@@ -10,7 +10,7 @@ from urllib.parse import quote, urlsplit
 from aiohttp import web
 
 from node.accounts import Account, Permission, allowed
-from node.web import current_session, pre_session_token
+from node.web import current_session, pre_session_token, services
 
 from ._i18n import DEFAULT_LOCALE, LOCALES, N_, Locale, get_locale, negotiate
 from ._templating import Renderer
@@ -19,7 +19,6 @@ __all__ = ["LANG_COOKIE", "RENDERER", "locale_of", "render", "safe_next"]
 
 LANG_COOKIE: Final = "watan_lang"
 RENDERER: Final = web.AppKey("watan_renderer", Renderer)
-ORG_NAME: Final = web.AppKey("watan_org_name", dict)
 
 #: (href, label, permission needed or None for everyone signed in)
 _NAV: Final = (
@@ -89,7 +88,8 @@ def render(
     locale = locale_of(request)
     session = current_session(request)
     account = session.account if session is not None else None
-    org = request.app[ORG_NAME]
+    profile = services(request).profiles.latest
+    org = {} if profile is None else {"ar": profile.name_ar, "en": profile.name_en}
     csrf = session.csrf_token if session is not None else pre_session_token(request)
     html = request.app[RENDERER].render(
         template,
@@ -98,7 +98,9 @@ def render(
         user=account,
         nav=_nav(account, request.path, locale) if account is not None else [],
         csrf_token=csrf,
-        org_name=org.get(locale.code) or org.get(DEFAULT_LOCALE, ""),
+        org_name=org.get(locale.code)
+        or org.get(DEFAULT_LOCALE)
+        or locale.gettext(N_("Watan node")),
         lang_switch=_lang_switch(request, locale),
         flash=list(flash),
         request_path=request.path,

@@ -15,7 +15,7 @@ from node.web import current_account, node_summary, services
 from ._auth import account_error_text
 from ._choices import ACTIONS, ERRORS, GOVERNORATES, ROLES, SECTORS
 from ._i18n import N_, TIMEZONE, Locale
-from ._page import ORG_NAME, locale_of, render
+from ._page import locale_of, render
 
 __all__ = [
     "account_action",
@@ -309,10 +309,9 @@ async def save_settings(request: web.Request) -> web.Response:
             errors={name: locale.gettext(text) for name, text in errors.items()},
         )
     try:
-        profile = await svc.profiles.update(current_account(request), **values)
+        await svc.profiles.update(current_account(request), **values)
     except ProfileError:  # a rule the form does not know of (a newer protocol)
         return await settings_page(
             request, status=422, flash=[("error", locale.gettext(ERRORS["INVALID"]))], values=values
         )
-    request.app[ORG_NAME].update({"ar": profile.name_ar, "en": profile.name_en})
     raise web.HTTPSeeOther("/settings?done=settings")

@@ -421,8 +421,11 @@ async def serve(
             flush=True,
         )
         if node.first_password is not None:
+            login = f"{url}/login"
+            if host in ("0.0.0.0", "::"):  # every address: name none of them
+                login = f"http://<this machine's address>:{port}/login"
             print(
-                f"watan: first sign-in at {url}/login as '{FIRST_ADMIN}' with the one-time "
+                f"watan: first sign-in at {login} as '{FIRST_ADMIN}' with the one-time "
                 f"password {node.first_password} (also saved in "
                 f"{node.data_dir / FIRST_PASSWORD_FILE}); you will be asked to change it",
                 flush=True,

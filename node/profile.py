@@ -85,11 +85,20 @@ class ProfileService:
         self._identity = identity
         self._net = net
         self._clock = clock
+        self._latest: OrgProfile | None = None
+
+    @property
+    def latest(self) -> OrgProfile | None:
+        """The profile as last read or written by this service (no database round
+        trip: for page headers); None until :meth:`current` or :meth:`update` ran."""
+        return self._latest
 
     async def current(self) -> OrgProfile | None:
         """The newest profile, or None before the node's first entry."""
         wire = await self._feeds.latest_of_kind(self._identity.node_id, protocol.Profile.KIND)
-        return None if wire is None else _parse(wire)
+        if wire is not None:
+            self._latest = _parse(wire)
+        return self._latest if wire is not None else None
 
     async def update(
         self,
@@ -131,7 +140,8 @@ class ProfileService:
             if old is None or getattr(old, name) != _as_tuple(getattr(body, name))
         )
         entry = await self._db.write(self._update_txn, by, body, changed, now_ms)
-        return _parse(entry.wire)
+        self._latest = _parse(entry.wire)
+        return self._latest
 
     def _update_txn(
         self,
