@@ -10,7 +10,7 @@ from aiohttp import web
 
 from node.accounts import Account, AccountError, Role
 from node.profile import ProfileError
-from node.web import current_account, node_summary, services
+from node.web import current_account, node_summary, path_id, services
 
 from ._auth import account_error_text
 from ._choices import ACTIONS, ERRORS, GOVERNORATES, ROLES, SECTORS
@@ -114,13 +114,6 @@ async def create_account(request: web.Request) -> web.Response:
     return await accounts_page(request, status=201, flash=[], created=created)
 
 
-def _account_id(request: web.Request) -> int:
-    text = request.match_info["id"]
-    if not text.isascii() or not text.isdigit() or len(text) > 18:
-        raise web.HTTPNotFound()
-    return int(text)
-
-
 async def account_page(
     request: web.Request,
     *,
@@ -129,7 +122,7 @@ async def account_page(
     one_time: str | None = None,
 ) -> web.Response:
     locale = locale_of(request)
-    account = await services(request).accounts.store.get(_account_id(request))
+    account = await services(request).accounts.store.get(path_id(request))
     if account is None:
         raise web.HTTPNotFound()
     return render(
@@ -149,7 +142,7 @@ async def account_action(request: web.Request) -> web.Response:
     """POST /accounts/{id}/{action}: role, disable, enable or reset."""
     svc = services(request)
     locale = locale_of(request)
-    by, target, now = current_account(request), _account_id(request), svc.now_ms()
+    by, target, now = current_account(request), path_id(request), svc.now_ms()
     action = request.match_info["action"]
     form = await request.post()
     try:

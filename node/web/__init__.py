@@ -5,7 +5,7 @@ document, health and metrics. The admin UI plugs in through :data:`UiSetup`.
 >>> app = make_app(services, ui=load_ui())
 """
 
-from ._api import PREFIX, account_json, node_summary
+from ._api import PREFIX, account_json, node_summary, path_id
 from ._app import UI_ENTRY_POINTS, UiSetup, load_ui, make_app, version
 from ._errors import ApiError, error_body, error_of
 from ._openapi import openapi_document
@@ -48,6 +48,7 @@ __all__ = [
     "make_app",
     "node_summary",
     "openapi_document",
+    "path_id",
     "pre_session_token",
     "services",
     "set_session_cookie",

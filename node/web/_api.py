@@ -21,7 +21,7 @@ from ._routes import PUBLIC, SIGNED_IN, RouteTable
 from ._schema import ACCOUNT, BOOL, HEX32, INT, PROFILE, ROLES, STR, SchemaError, check, obj
 from ._services import current_account, current_session, services
 
-__all__ = ["PREFIX", "account_json", "add_api_routes", "node_summary"]
+__all__ = ["PREFIX", "account_json", "add_api_routes", "node_summary", "path_id"]
 
 PREFIX: Final = "/api/v1"
 #: Largest JSON body the API reads (the biggest legitimate one, a profile, is ~2 KiB).
@@ -200,15 +200,21 @@ async def _create_account(request: web.Request) -> web.Response:
     return _json({"account": account_json(account), "one_time_password": one_time}, 201)
 
 
-def _account_id(request: web.Request) -> int:
+def path_id(request: web.Request) -> int:
+    """The ``{id}`` of the request's path: 1-18 ASCII digits (a signed 64-bit column
+    holds them), else 404 Not Found, as for an id that does not exist.
+
+    Raises:
+        ApiError: NOT_FOUND.
+    """
     text = request.match_info["id"]
     if not text.isascii() or not text.isdigit() or len(text) > 18:
-        raise ApiError(404, "NOT_FOUND", "no such account")
+        raise ApiError(404, "NOT_FOUND", "no such object")
     return int(text)
 
 
 async def _get_account(request: web.Request) -> web.Response:
-    account = await services(request).accounts.store.get(_account_id(request))
+    account = await services(request).accounts.store.get(path_id(request))
     if account is None:
         raise ApiError(404, "NOT_FOUND", "no such account")
     return _json({"account": account_json(account)})
@@ -226,7 +232,7 @@ async def _patch_account(request: web.Request) -> web.Response:
     body = await _body(request, _PATCH_ACCOUNT)
     if not body:
         raise ApiError(422, "INVALID", "give role or disabled")
-    by, target, now = current_account(request), _account_id(request), svc.now_ms()
+    by, target, now = current_account(request), path_id(request), svc.now_ms()
     account = await svc.accounts.store.get(target)
     if account is None:
         raise ApiError(404, "NOT_FOUND", "no such account")
@@ -242,7 +248,7 @@ async def _reset_password(request: web.Request) -> web.Response:
     svc = services(request)
     one_time = await svc.accounts.reset_password(
         current_account(request),
-        _account_id(request),
+        path_id(request),
         random_bytes=svc.random_bytes,
         now_ms=svc.now_ms(),
     )
