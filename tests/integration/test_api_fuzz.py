@@ -198,7 +198,9 @@ class Staff:
         assert answer.status_code == 200, answer.text
         self.account: dict[str, Any] = answer.json()["account"]
         self.csrf: str = answer.json()["csrf_token"]
-        self.token: str = self.http.cookies[SESSION_COOKIE]
+        token = self.http.cookies.get(SESSION_COOKIE)
+        assert token is not None
+        self.token: str = token
 
     def call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         headers = {CSRF_HEADER: self.csrf} if method != "GET" else {}
@@ -207,7 +209,7 @@ class Staff:
         )
 
 
-def _targets(case: schemathesis.Case, account_id: int) -> bool:
+def _targets(case: schemathesis.Case[Any], account_id: int) -> bool:
     """Whether ``case`` would name account ``account_id`` in its path (as the handler
     reads it: ASCII digits, leading zeros allowed)."""
     text = str((case.path_parameters or {}).get("id", ""))
@@ -216,7 +218,7 @@ def _targets(case: schemathesis.Case, account_id: int) -> bool:
 
 def _strategy(
     operation: Any, staff: Staff, existing: list[int]
-) -> st.SearchStrategy[schemathesis.Case]:
+) -> st.SearchStrategy[schemathesis.Case[Any]]:
     # The document declares the session cookie as an apiKey security scheme, so left
     # alone Schemathesis would generate that cookie too: fix it to the real session.
     cookies = {SESSION_COOKIE: staff.token}
@@ -252,7 +254,7 @@ def _fuzz(operation: Any, staff: Staff, existing: list[int], statuses: Counter[i
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     )
     @hypothesis.given(case=_strategy(operation, staff, existing))
-    def run(case: schemathesis.Case) -> None:
+    def run(case: schemathesis.Case[Any]) -> None:
         response = case.call(
             base_url=staff.base,
             session=staff.http,

@@ -196,7 +196,8 @@ class Api:
     def sign_in(self, username: str, password: str) -> dict[str, Any]:
         answer = self.call("POST", "/api/v1/session", {"username": username, "password": password})
         self.csrf = answer["csrf_token"]
-        return answer["account"]
+        account: dict[str, Any] = answer["account"]
+        return account
 
     def first_sign_in(self, username: str, one_time: str) -> None:
         self.sign_in(username, one_time)
