@@ -55,6 +55,15 @@ class ErrorCode(enum.StrEnum):
     WRONG_RECIPIENT = "WRONG_RECIPIENT"
     DECRYPT_FAILED = "DECRYPT_FAILED"
     ID_MISMATCH = "ID_MISMATCH"
+    # HTTP message signatures (SPEC §11)
+    SIGNATURE_MISSING = "SIGNATURE_MISSING"  # no Signature-Input/Signature member "watan"
+    SIGNATURE_MALFORMED = "SIGNATURE_MALFORMED"  # bad RFC 8941 syntax, params, alg, tag, nonce
+    SIGNATURE_COMPONENTS = "SIGNATURE_COMPONENTS"  # not exactly the covered components required
+    SIGNATURE_EXPIRED = "SIGNATURE_EXPIRED"  # past expires, or a lifetime out of bounds
+    SIGNATURE_EARLY = "SIGNATURE_EARLY"  # created more than MAX_SIGNATURE_SKEW_S ahead
+    SIGNATURE_REPLAYED = "SIGNATURE_REPLAYED"  # raised by nodes' replay caches, not here
+    UNKNOWN_SIGNER = "UNKNOWN_SIGNER"  # no key for the keyid
+    BAD_DIGEST = "BAD_DIGEST"  # Content-Digest missing, malformed or not the body's
     # Keys and arguments
     BAD_KEY = "BAD_KEY"
 

@@ -11,6 +11,7 @@ properly where the fault is not the signature, and checked to fail with its code
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import json
 import sys
@@ -21,7 +22,9 @@ from typing import Any
 import msgpack
 
 import protocol as p
+from protocol import _httpsig as httpsig
 from protocol._json import value_json
+from protocol._sfv import Item
 
 VECTORS = Path(__file__).resolve().parent.parent / "protocol" / "vectors"
 
@@ -654,6 +657,323 @@ def _open(box: bytes, secret: bytes) -> bytes:
     return SealedBox(PrivateKey(secret)).decrypt(box)
 
 
+# --- HTTP signature vectors (SPEC §11) ----------------------------------------------
+
+#: The verifier's clock for the HTTP signature vectors, in seconds.
+NOW_S = NOW // 1000
+_CONTENT_TYPE = "application/vnd.watan+msgpack"
+_Params = tuple[tuple[str, Any], ...]
+
+
+def _nonce(label: str) -> str:
+    """18 fixed bytes in base64url: 24 characters, like the nonces nodes draw."""
+    return base64.urlsafe_b64encode(seed("nonce: " + label)[:18]).decode("ascii")
+
+
+def _sig_params(key: p.SigningKey, label: str, **changes: Any) -> _Params:
+    """The profile's parameters in the reference's order; a change to None drops one."""
+    created = changes.pop("created", NOW_S - 5)
+    params: dict[str, Any] = {
+        "keyid": p.public_key(key).hex(),
+        "created": created,
+        "expires": created + 120,
+        "nonce": _nonce(label),
+        "alg": "ed25519",
+        "tag": p.SIGNATURE_TAG,
+    }
+    params.update(changes)
+    return tuple((name, value) for name, value in params.items() if value is not None)
+
+
+def _request(
+    name: str,
+    key: p.SigningKey,
+    target: tuple[str, str, str, str],
+    body: bytes,
+    *,
+    components: Sequence[Item] = httpsig.REQUEST_ITEMS,
+    params: _Params | None = None,
+    digest: str | None = None,
+    label: str = p.SIGNATURE_LABEL,
+) -> dict[str, Any]:
+    """A request signed as given: by the profile unless the arguments say otherwise."""
+    method, authority, path, query = target
+    headers = {"Content-Type": _CONTENT_TYPE, "Content-Digest": digest or p.content_digest(body)}
+    values = httpsig.request_values(
+        method=method, authority=authority, path=path, query=query, headers=headers
+    )
+    fields, base = httpsig.signature_fields(
+        components, values, _sig_params(key, name) if params is None else params, key, label=label
+    )
+    return {
+        "name": name,
+        "message": "request",
+        "request": dict(zip(("method", "authority", "path", "query"), target, strict=True)),
+        "headers": headers | fields,
+        "body": body.hex(),
+        "signer_seed": key.encode().hex(),
+        "now_s": NOW_S,
+        "signature_base": base.decode("ascii"),
+    }
+
+
+def _response(
+    name: str, key: p.SigningKey, request: dict[str, Any], status: int, body: bytes
+) -> dict[str, Any]:
+    """A response signed by the profile, bound to ``request`` (a request vector)."""
+    target = (
+        request["request"]["method"],
+        request["request"]["authority"],
+        request["request"]["path"],
+        request["request"]["query"],
+    )
+    signature = request["headers"]["Signature"]
+    headers = {"Content-Type": _CONTENT_TYPE, "Content-Digest": p.content_digest(body)}
+    values = httpsig.response_values(
+        status=status,
+        headers=headers,
+        request=target,
+        request_member=httpsig.request_member(signature),
+    )
+    params = _sig_params(key, name)
+    fields, base = httpsig.signature_fields(httpsig.RESPONSE_ITEMS, values, params, key)
+    public = p.sign_response(
+        status=status,
+        headers=headers,
+        request_signature=signature,
+        request=target,
+        key=key,
+        params=p.SignatureParams(**dict(params)),
+    )
+    assert public == fields, "sign_response and the vector builder disagree"
+    return {
+        "name": name,
+        "message": "response",
+        "request": {**request["request"], "signature": signature},
+        "status": status,
+        "headers": headers | fields,
+        "body": body.hex(),
+        "signer_seed": key.encode().hex(),
+        "now_s": NOW_S,
+        "signature_base": base.decode("ascii"),
+    }
+
+
+def _reject(
+    name: str, why: str, code: str, vector: dict[str, Any], **changes: Any
+) -> dict[str, Any]:
+    """``vector`` with one fault: fields replaced by ``changes``, or signed as the
+    fault needs (then ``vector`` is already faulty and ``changes`` is empty)."""
+    out = {k: v for k, v in vector.items() if k != "signature_base"}
+    out.update(changes, name=name, why=why, code=code)
+    return out
+
+
+def httpsig_vectors() -> list[dict[str, Any]]:
+    """Signed requests and responses between node A and node B, then one fault each."""
+    node_a, node_b, stranger = (p.signing_key(seed(x)) for x in ("A", "B", "stranger"))
+    keys = {p.public_key(k).hex(): p.public_key(k).hex() for k in (node_a, node_b)}
+    get = ("GET", "node-b.example.org", "/fed/v1/heads", "")
+    post = ("POST", "node-b.example.org:8443", "/fed/v1/entries", "?since=7&limit=100")
+    post_body = p.encode({"entries": [b"\x00\x01\x02"], "v": 1})
+    r1 = _request("R1 GET, empty body, no query", node_a, get, b"")
+    r2 = _request("R2 POST with a body, a query and a port", node_a, post, post_body)
+    s1 = _response("S1 200 answering R2", node_b, r2, 200, p.encode({"accepted": 1}))
+    s2 = _response("S2 404 answering R1", node_b, r1, 404, p.encode({"error": "NOT_FOUND"}))
+    valid = [r1, r2, s1, s2]
+    for vector in valid:
+        vector["code"] = None
+
+    def signed(name: str, key: p.SigningKey = node_a, **kwargs: Any) -> dict[str, Any]:
+        """R2's request, signed again as ``kwargs`` say, with its own nonce."""
+        return _request(name, key, post, post_body, **kwargs)
+
+    def params(name: str, **changes: Any) -> _Params:
+        return _sig_params(node_a, name, **changes)
+
+    items = list(httpsig.REQUEST_ITEMS)
+    no_signature = {k: v for k, v in r1["headers"].items() if k != "Signature"}
+    twice = r2["headers"]["Signature-Input"] + ", " + r2["headers"]["Signature-Input"]
+    sha512 = base64.b64encode(hashlib.sha512(post_body).digest()).decode("ascii")
+    faults: list[tuple[str, str, str, dict[str, Any], dict[str, Any]]] = [
+        (
+            "no Signature",
+            "the Signature field is absent",
+            "SIGNATURE_MISSING",
+            r1,
+            {"headers": no_signature},
+        ),
+        (
+            "another label",
+            "signed under the label sig1, not watan",
+            "SIGNATURE_MISSING",
+            signed("another label", label="sig1"),
+            {},
+        ),
+        (
+            "watan twice",
+            "Signature-Input has the watan member twice",
+            "SIGNATURE_MALFORMED",
+            r2,
+            {"headers": r2["headers"] | {"Signature-Input": twice}},
+        ),
+        (
+            "parameter twice",
+            "the nonce parameter twice",
+            "SIGNATURE_MALFORMED",
+            signed(
+                "parameter twice", params=(*params("parameter twice"), ("nonce", _nonce("again")))
+            ),
+            {},
+        ),
+        (
+            "unknown parameter",
+            "an extra parameter x-extra=1",
+            "SIGNATURE_MALFORMED",
+            signed("unknown parameter", params=(*params("unknown parameter"), ("x-extra", 1))),
+            {},
+        ),
+        (
+            "no nonce",
+            "the nonce parameter is absent",
+            "SIGNATURE_MALFORMED",
+            signed("no nonce", params=params("no nonce", nonce=None)),
+            {},
+        ),
+        (
+            "short nonce",
+            "a nonce of 5 characters",
+            "SIGNATURE_MALFORMED",
+            signed("short nonce", params=params("short nonce", nonce="short")),
+            {},
+        ),
+        (
+            "wrong alg",
+            "alg is rsa-pss-sha512",
+            "SIGNATURE_MALFORMED",
+            signed("wrong alg", params=params("wrong alg", alg="rsa-pss-sha512")),
+            {},
+        ),
+        (
+            "wrong tag",
+            "the tag of another application",
+            "SIGNATURE_MALFORMED",
+            signed("wrong tag", params=params("wrong tag", tag="other-app/v1")),
+            {},
+        ),
+        (
+            "components out of order",
+            "@authority covered before @method",
+            "SIGNATURE_COMPONENTS",
+            signed("components out of order", components=[items[1], items[0], *items[2:]]),
+            {},
+        ),
+        (
+            "no @query",
+            "@query is not covered",
+            "SIGNATURE_COMPONENTS",
+            signed("no @query", components=[c for c in items if c.value != "@query"]),
+            {},
+        ),
+        (
+            "expired",
+            "the verifier's clock is 1 s past expires",
+            "SIGNATURE_EXPIRED",
+            r2,
+            {"now_s": NOW_S - 5 + 120 + 1},
+        ),
+        (
+            "lifetime too long",
+            "expires is 301 s after created",
+            "SIGNATURE_EXPIRED",
+            signed(
+                "lifetime too long", params=params("lifetime too long", expires=NOW_S - 5 + 301)
+            ),
+            {},
+        ),
+        (
+            "early",
+            "created is 61 s ahead of the verifier's clock",
+            "SIGNATURE_EARLY",
+            signed("early", params=params("early", created=NOW_S + 61)),
+            {},
+        ),
+        (
+            "unknown signer",
+            "signed by a node the verifier does not know",
+            "UNKNOWN_SIGNER",
+            signed("unknown signer", stranger),
+            {},
+        ),
+        (
+            "keyid of another node",
+            "node A's keyid, signed by another key",
+            "BAD_SIGNATURE",
+            signed("keyid of another node", stranger, params=params("keyid of another node")),
+            {},
+        ),
+        (
+            "path changed",
+            "the path was changed in transit",
+            "BAD_SIGNATURE",
+            r2,
+            {"request": r2["request"] | {"path": "/fed/v1/entries/all"}},
+        ),
+        (
+            "body changed",
+            "the body was changed in transit",
+            "BAD_DIGEST",
+            r2,
+            {"body": p.encode({"entries": [b"\x00\x01\x03"], "v": 1}).hex()},
+        ),
+        (
+            "sha-512 only",
+            "a correct sha-512 digest, but no sha-256",
+            "BAD_DIGEST",
+            signed("sha-512 only", digest=f"sha-512=:{sha512}:"),
+            {},
+        ),
+        (
+            "response to another request",
+            "S1 (answering R2) checked against R1",
+            "BAD_SIGNATURE",
+            s1,
+            {"request": r1["request"] | {"signature": r1["headers"]["Signature"]}},
+        ),
+    ]
+    rejects = [_reject(*fault[:4], **fault[4]) for fault in faults]
+    for vector in [*valid, *rejects]:
+        vector["keys"] = keys
+    return [*valid, *rejects]
+
+
+def check_httpsig(vector: dict[str, Any]) -> str:
+    """Verify an HTTP signature vector as a node would; return its code or ACCEPTED."""
+    keys = {k: bytes.fromhex(v) for k, v in vector["keys"].items()}
+    target = vector["request"]
+    common: dict[str, Any] = {
+        "headers": vector["headers"],
+        "body": bytes.fromhex(vector["body"]),
+        "now_s": vector["now_s"],
+        "key_of": keys.get,
+    }
+    request = (target["method"], target["authority"], target["path"], target["query"])
+    try:
+        if vector["message"] == "request":
+            method, authority, path, query = request
+            p.verify_request(method=method, authority=authority, path=path, query=query, **common)
+        else:
+            p.verify_response(
+                status=vector["status"],
+                request_signature=target["signature"],
+                request=request,
+                **common,
+            )
+    except p.RemoteProtocolError as exc:
+        return exc.code.value
+    return "ACCEPTED"
+
+
 # --- files ------------------------------------------------------------------------
 
 
@@ -669,6 +989,12 @@ def build() -> dict[str, str]:
                 f"reject vector {vector['name']!r}: expected {vector['code']}, got {got}"
             )
 
+    signatures = httpsig_vectors()
+    for vector in signatures:
+        got = check_httpsig(vector)
+        if got != (vector["code"] or "ACCEPTED"):
+            raise AssertionError(f"httpsig vector {vector['name']!r}: {vector['code']}, got {got}")
+
     def dump(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False, indent=2) + "\n"
 
@@ -677,6 +1003,7 @@ def build() -> dict[str, str]:
         "entries.json": dump(entries),
         "reject.json": dump(rejects),
         "sealed.json": dump(sealed_vectors()),
+        "httpsig.json": dump(signatures),
         "chain.txt": header + "".join(e.wire.hex() + "\n" for _, _, e in chain),
     }
 
