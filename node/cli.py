@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import protocol._cli
+from node import fedcli
 from node.accounts import FIRST_ADMIN, AccountError, AccountService
 from node.audit import AuditLog
 from node.backup import backup_node, read_passphrase, restore_node
@@ -96,6 +97,17 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("WATAN_LOG_FORMAT", "text"),
         help="log lines as text or one JSON object each (default: $WATAN_LOG_FORMAT, else text)",
     )
+    up.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="this node's address as peers reach it (default: http://HOST:PORT when "
+        "HOST is one address); sent to peers and put in invites",
+    )
+    up.add_argument(
+        "--no-discovery",
+        action="store_true",
+        help="do not advertise or look for nodes on the LAN (mDNS)",
+    )
     first = up.add_argument_group("organisation (first run only; placeholders by default)")
     first.add_argument("--org-name-ar", default=defaults.name_ar, metavar="NAME")
     first.add_argument("--org-name-en", default=defaults.name_en, metavar="NAME")
@@ -111,6 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     upgrade = db_commands.add_parser("upgrade", help="apply schema migrations")
     upgrade.add_argument("--data", type=Path, required=True, metavar="DIR", help="node directory")
     _backup_parsers(commands)
+    fedcli.add_parsers(commands)
     return parser
 
 
@@ -171,7 +184,13 @@ async def _up(args: argparse.Namespace) -> int:
         org=org,
     )
     try:
-        await serve(node, clock=clock, trust_proxy=args.trust_proxy)
+        await serve(
+            node,
+            clock=clock,
+            trust_proxy=args.trust_proxy,
+            discover=not args.no_discovery,
+            public_url=args.public_url,
+        )
     finally:
         await node.close()
     return 0
@@ -280,6 +299,8 @@ async def _run(args: argparse.Namespace) -> int:
         return await _audit_verify(args)
     if args.command == "accounts":
         return await _recover(args)
+    if args.command in fedcli.COMMANDS:
+        return await fedcli.run(args)
     if args.command == "status":
         status = await node_status(args.data)
         if args.json:

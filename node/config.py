@@ -75,6 +75,8 @@ class NodeConfig:
     created_ms: int
     standalone: bool = True
     profile_provisional: bool = False
+    #: The federation's signed genesis (hex), once founded or joined (SPEC §12).
+    genesis: str | None = None
     version: int = CONFIG_VERSION
 
     def __post_init__(self) -> None:
@@ -86,6 +88,8 @@ class NodeConfig:
             raise ConfigError(f"port {self.port} is not between 1 and 65535")
         if self.standalone and self.net != standalone_net(self.node_id):
             raise ConfigError("a standalone node's net must be derived from its node_id")
+        if not self.standalone and self.genesis is None:
+            raise ConfigError("a federated node's config names its federation's genesis")
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -107,7 +111,10 @@ _TYPES: Final[dict[str, tuple[type, ...]]] = {
     "port": (int,),
     "created_ms": (int,),
     "profile_provisional": (bool,),
+    "genesis": (str, type(None)),
 }
+#: Fields a config written by an earlier release may lack (their defaults apply).
+_OPTIONAL: Final = frozenset({"genesis"})
 
 
 def _key(value: str, name: str, path: Path) -> bytes:
@@ -130,6 +137,8 @@ def _parse(data: Any, path: Path) -> NodeConfig:
         )
     for name, types in _TYPES.items():
         if name not in data:
+            if name in _OPTIONAL:
+                continue
             raise ConfigError(f"{path}: {name} is missing")
         # bool is an int in Python; a port of `true` is still wrong.
         if type(data[name]) not in types:

@@ -41,6 +41,9 @@ from node.config import (
     standalone_net,
     write_config,
 )
+from node.federation import FederationError, FederationService, MessageService, NodeLock
+from node.federation._delivery import PeerTransport
+from node.federation._discovery import Advert, Discovery, DiscoveryError
 from node.identity import Identity, IdentityError, load_or_create_identity
 from node.profile import ProfileService
 from node.storage import Database, FeedStore, StorageError
@@ -101,6 +104,7 @@ class Node:
     audit: AuditLog
     accounts: AccountService
     profiles: ProfileService
+    federation: FederationService
     #: The first admin's one-time password, set only by the run that created it.
     first_password: str | None = None
 
@@ -114,6 +118,9 @@ class Node:
             accounts=self.accounts,
             audit=self.audit,
             profiles=self.profiles,
+            federation=self.federation,
+            messages=self.federation.messages,
+            peer_count=lambda: self.federation.approved_count,
             clock=clock,
             random_bytes=secrets.token_bytes,
             started_ms=clock.now_ms(),
@@ -127,6 +134,7 @@ class Node:
             (self.data_dir / FIRST_PASSWORD_FILE).unlink(missing_ok=True)
 
     async def close(self) -> None:
+        await self.federation.close()
         await self.db.close()
 
 
@@ -265,6 +273,16 @@ def _make_node(
     profiles = ProfileService(
         db, feeds=feeds, audit=audit, identity=identity, net=config.net, clock=clock
     )
+    federation = FederationService(
+        db,
+        config=config,
+        feeds=feeds,
+        audit=audit,
+        identity=identity,
+        clock=clock,
+        random_bytes=secrets.token_bytes,
+    )
+    federation.messages = _messages(db, feeds, audit, identity, config, clock, federation)
     return Node(
         data_dir,
         identity,
@@ -274,6 +292,32 @@ def _make_node(
         audit,
         AccountService(db, audit=audit, hasher=hasher),
         profiles,
+        federation,
+    )
+
+
+def _messages(
+    db: Database,
+    feeds: FeedStore,
+    audit: AuditLog,
+    identity: Identity,
+    config: NodeConfig,
+    clock: Clock,
+    federation: FederationService,
+) -> MessageService:
+    """The node's message service, delivering over signed federation HTTP."""
+
+    return MessageService(
+        db,
+        feeds=feeds,
+        audit=audit,
+        identity=identity,
+        net=config.net,
+        clock=clock,
+        random_bytes=secrets.token_bytes,
+        transport=PeerTransport(federation),
+        approved_peers=federation.peers.approved_ids,
+        relays_for=federation.relays_for,
     )
 
 
@@ -361,15 +405,41 @@ async def node_status(data_dir: Path) -> dict[str, Any]:
     finally:
         await db.close()
     own = heads.get(config.node_id)
+    peers = await _peers_of(db_url=_database_url(data_dir, config.database_url))
     return {
         "node_id": config.node_id.hex(),
         "fingerprint": protocol.fingerprint(config.node_id),
         "net": config.net.hex(),
         "standalone": config.standalone,
         "feed": None if own is None else {"seq": own[0], "id": own[1].hex()},
-        "peers": [],
+        "peers": peers,
         "heads": {author.hex(): seq for author, (seq, _id) in sorted(heads.items())},
     }
+
+
+async def _peers_of(*, db_url: str) -> list[dict[str, Any]]:
+    from node.storage._schema import peers as peers_table
+
+    db = Database.from_url(db_url)
+    try:
+        rows = await db.read(
+            lambda conn: list(conn.execute(peers_table.select().order_by(peers_table.c.created_ms)))
+        )
+    except StorageError:
+        return []  # an older schema without peers
+    finally:
+        await db.close()
+    return [
+        {
+            "node_id": bytes(row.node_id).hex(),
+            "fingerprint": protocol.fingerprint(bytes(row.node_id)),
+            "state": row.state,
+            "url": row.url,
+            "last_seen_ms": row.last_seen_ms,
+            "last_error": row.last_error,
+        }
+        for row in rows
+    ]
 
 
 async def db_upgrade(data_dir: Path) -> str:
@@ -390,7 +460,13 @@ async def db_upgrade(data_dir: Path) -> str:
 
 
 async def serve(
-    node: Node, *, clock: Clock, trust_proxy: bool = False, ready: asyncio.Event | None = None
+    node: Node,
+    *,
+    clock: Clock,
+    trust_proxy: bool = False,
+    ready: asyncio.Event | None = None,
+    discover: bool = True,
+    public_url: str | None = None,
 ) -> None:
     """Serve the node until SIGINT or SIGTERM, then close the server and the database.
 
@@ -398,9 +474,18 @@ async def serve(
         NodeError: the port is taken or the address cannot be bound.
     """
     host, port = node.config.host, node.config.port
+    if public_url is not None:
+        node.federation.public_url = public_url.rstrip("/")
+    lock = NodeLock(node.data_dir)
+    try:
+        lock.acquire(what="starting it again")
+    except FederationError as error:
+        raise NodeError(error.message) from None
     app = make_app(node.services(clock, trust_proxy=trust_proxy), ui=load_ui())
-    runner = web.AppRunner(app, access_log=None)
+    # handler_cancellation: a closed browser tab ends its event stream at once.
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
     await runner.setup()
+    discovery = None
     try:
         try:
             await web.TCPSite(runner, host, port).start()
@@ -430,6 +515,11 @@ async def serve(
                 f"{node.data_dir / FIRST_PASSWORD_FILE}); you will be asked to change it",
                 flush=True,
             )
+        if node.federation.public_url is None and host not in ("0.0.0.0", "::"):
+            node.federation.public_url = url + "/fed/v1"
+        await node.federation.start()
+        if discover:
+            discovery = await _start_discovery(node, port)
         if ready is not None:
             ready.set()
         # The handlers stay installed until asyncio.run closes the loop: a second
@@ -438,4 +528,38 @@ async def serve(
         await stop.wait()
         print("watan: shutting down", file=sys.stderr, flush=True)
     finally:
+        if discovery is not None:
+            await discovery.stop()
+        await node.federation.close()
         await runner.cleanup()
+        lock.release()
+
+
+async def _start_discovery(node: Node, port: int) -> Any:
+    """Advertise and browse on the LAN; found nodes of our federation are proposed."""
+    if node.config.standalone:
+        return None
+
+    async def found(advert: Advert) -> None:
+        peer = await node.federation.peers.get(advert.node_id)
+        url = advert.urls[0] if advert.urls else None
+        if peer is None:
+            await node.federation.peers.propose(advert.node_id, url=url, source="lan")
+            _log.info(
+                "discovered node %s on the LAN: approve it after comparing fingerprints",
+                advert.fingerprint,
+                extra={"event": "discovery.proposed"},
+            )
+        elif url is not None and peer.state != "blocked":
+            await node.federation.peers.set_url(advert.node_id, url)
+            node.federation.replicator.seen(advert.node_id)
+
+    discovery = Discovery(
+        node_id=node.identity.node_id, net=node.config.net, port=port, on_found=found
+    )
+    try:
+        await discovery.start()
+    except (DiscoveryError, OSError) as error:
+        _log.warning("LAN discovery is off: %s", error, extra={"event": "discovery.off"})
+        return None
+    return discovery

@@ -69,3 +69,5 @@ def configure_logging(
     root.setLevel(level)
     # aiohttp's own access log would print paths and client addresses: ours replaces it.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # APScheduler logs every job run at INFO: a line per second of noise.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)

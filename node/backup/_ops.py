@@ -343,6 +343,7 @@ async def restore_node(
         await db.close()
         _write_files(data_dir, contents.files, database_url)
         fingerprint, final_revision = await _check_restored(data_dir)
+        await _guard_own_feed(data_dir, url)
     except BaseException as error:
         if db is not None:
             await db.close()
@@ -363,3 +364,18 @@ async def restore_node(
         sessions_dropped=sum(contents.rows.get(name, 0) for name in DROPPED_ON_RESTORE),
         audit=audit,
     )
+
+
+async def _guard_own_feed(data_dir: Path, url: str) -> None:
+    """A restored federated node must learn its own feed's head from peers before it
+    appends again (it may have appended after the backup: DESIGN §4)."""
+    config = load_config(data_dir)
+    if config.standalone:
+        return
+    db = Database.from_url(url)
+    try:
+        await FeedStore(db, own=config.node_id).set_head_unconfirmed(
+            "restored from a backup: waiting to learn this node's feed head from a peer"
+        )
+    finally:
+        await db.close()

@@ -10,10 +10,18 @@ received bytes, which stay ``protocol.RemoteProtocolError``.
 """
 
 from ._db import CONNECT_TIMEOUT_S, SQLITE_BUSY_TIMEOUT_MS, Database, StorageError, StorageErrorCode
-from ._feeds import MAX_RANGE, FeedStore, ForkRecord, IngestResult, IngestStatus
+from ._feeds import (
+    HEAD_UNCONFIRMED_KEY,
+    MAX_RANGE,
+    FeedStore,
+    ForkRecord,
+    IngestResult,
+    IngestStatus,
+)
 
 __all__ = [
     "CONNECT_TIMEOUT_S",
+    "HEAD_UNCONFIRMED_KEY",
     "MAX_RANGE",
     "SQLITE_BUSY_TIMEOUT_MS",
     "Database",

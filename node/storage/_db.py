@@ -86,6 +86,7 @@ class StorageErrorCode(enum.StrEnum):
     CORRUPT = "CORRUPT"  # stored data breaks an invariant, or a damaged database file
     SCHEMA = "SCHEMA"  # tables missing (not upgraded) or newer than this code
     FAILED = "FAILED"  # any other database error
+    HEAD_UNCONFIRMED = "HEAD_UNCONFIRMED"  # restored node: own head not yet learned from peers
 
 
 class StorageError(protocol.CodedError):

@@ -29,9 +29,21 @@ import protocol
 from protocol import Entry, ErrorCode, FeedHead, LocalProtocolError, RemoteProtocolError
 
 from ._db import Database, StorageError, StorageErrorCode
-from ._schema import entries, feeds, forks
+from ._schema import entries, feeds, forks, node_state
 
-__all__ = ["MAX_RANGE", "FeedStore", "ForkRecord", "IngestResult", "IngestStatus"]
+__all__ = [
+    "HEAD_UNCONFIRMED_KEY",
+    "MAX_RANGE",
+    "FeedStore",
+    "ForkRecord",
+    "IngestResult",
+    "IngestStatus",
+]
+
+#: ``node_state`` key set by a restore: the node may have appended entries after the
+#: backup was taken, which peers hold and we do not. Appending before we have learned
+#: our own head from peers would fork our own feed (SPEC §4.2, DESIGN §4).
+HEAD_UNCONFIRMED_KEY: Final = "own_head_unconfirmed"
 
 #: Most entries :meth:`FeedStore.range` returns at once. A range answers a peer's pull
 #: (DESIGN §4 "pull missing ranges"); 256 entries are ~80 KB for typical entries and at
@@ -122,6 +134,12 @@ class FeedStore:
     ) -> Entry:
         """:meth:`append_own` inside a caller's write transaction (so that the entry
         and, say, its audit row commit together)."""
+        if _state(conn, HEAD_UNCONFIRMED_KEY) is not None:
+            raise StorageError(
+                "this node was restored from a backup and has not yet learned its own "
+                "feed's head from a peer; appending now could fork its feed",
+                code=StorageErrorCode.HEAD_UNCONFIRMED,
+            )
         head = _lock_head(conn, self._own)
         made = make(head)
         if made.author != self._own:
@@ -173,6 +191,92 @@ class FeedStore:
         _insert_entry(conn, entry, now_ms)
         _set_head(conn, new_head)
         return IngestResult(status="stored", entry=entry)
+
+    async def ingest_batch(
+        self, wires: list[bytes], *, net: bytes, now_ms: int
+    ) -> tuple[list[IngestResult], protocol.ProtocolError | None]:
+        """:meth:`ingest` for consecutive entries, in one transaction (a catch-up of
+        thousands of entries commits per batch rather than per entry).
+
+        Stops at the first invalid entry: what came before it is kept (each stored
+        entry was verified against its predecessor), and the error is returned with
+        the results so far, so that the caller can count it against the peer.
+        """
+        return await self._db.write(self._ingest_batch_txn, [bytes(w) for w in wires], net, now_ms)
+
+    def _ingest_batch_txn(
+        self, conn: Connection, wires: list[bytes], net: bytes, now_ms: int
+    ) -> tuple[list[IngestResult], protocol.ProtocolError | None]:
+        results: list[IngestResult] = []
+        for wire in wires:
+            try:
+                author, seq = protocol.entry_position(wire, net=net, now_ms=now_ms)
+                results.append(self._ingest_txn(conn, wire, author, seq, net, now_ms))
+            except protocol.ProtocolError as error:
+                return results, error
+        return results, None
+
+    async def add_fork_proof(self, data: bytes, *, net: bytes, now_ms: int) -> ForkRecord | None:
+        """Take a fork proof a peer offers (SPEC §4.2), after verifying it.
+
+        It is kept when we hold the author's entry at that seq (the proof then stops
+        us accepting the author), or hold the entry just before it (one side of the
+        proof is then appended first). Otherwise it is not kept yet (returns None):
+        the peer offers it again once we have caught up.
+
+        Raises:
+            RemoteProtocolError: the proof does not verify.
+        """
+        data = bytes(data)
+        fields = protocol.decode(data, max_size=2 * protocol.MAX_ENTRY_BYTES + 128)
+        first = fields.get("a") if type(fields) is dict else None
+        if type(first) is not bytes:
+            raise RemoteProtocolError(
+                "a fork proof is a map with a and b", code=ErrorCode.MALFORMED
+            )
+        author, seq = protocol.entry_position(first, net=net, now_ms=None)
+        key = await self._db.read(_key_at, author, seq)
+        proof = protocol.verify_fork_proof(data, net=net, key=key)
+        return await self._db.write(self._fork_proof_txn, proof, net, now_ms)
+
+    def _fork_proof_txn(
+        self, conn: Connection, proof: protocol.ForkProof, net: bytes, now_ms: int
+    ) -> ForkRecord | None:
+        author, seq = proof.first.author, proof.first.seq
+        existing = conn.execute(
+            select(forks).where(forks.c.author == author, forks.c.seq == seq)
+        ).one_or_none()
+        if existing is not None:
+            return None
+        head = _lock_head(conn, author)
+        held = head.seq if head is not None else 0
+        if held == seq - 1 and not _has_fork(conn, author):
+            try:
+                entry, new_head = protocol.verify_next(head, proof.first.wire, net=net, now_ms=None)
+            except protocol.ProtocolError:
+                entry = None
+            if entry is not None:
+                _insert_entry(conn, entry, now_ms)
+                _set_head(conn, new_head)
+                held = seq
+        if held < seq:
+            if head is None:
+                _drop_placeholder(conn, author)
+            return None
+        data = proof.to_bytes()
+        row_values = {"author": author, "seq": seq, "proof": data, "found_ms": now_ms}
+        conn.execute(_insert(conn, forks).values(row_values).on_conflict_do_nothing())
+        return ForkRecord(author=author, seq=seq, proof=data, found_ms=now_ms)
+
+    # -- the restore guard ------------------------------------------------------------
+
+    async def head_unconfirmed(self) -> str | None:
+        """Why appending is refused after a restore (the flag's value), or None."""
+        return await self._db.read(_state, HEAD_UNCONFIRMED_KEY)
+
+    async def set_head_unconfirmed(self, reason: str | None) -> None:
+        """Set (``reason``) or clear (None) the restore guard on our own feed."""
+        await self._db.write(_set_state, HEAD_UNCONFIRMED_KEY, reason)
 
     # -- reads --------------------------------------------------------------------
 
@@ -389,6 +493,18 @@ def _forks_txn(conn: Connection) -> list[ForkRecord]:
         )
         for row in conn.execute(query)
     ]
+
+
+def _state(conn: Connection, key: str) -> str | None:
+    query = select(node_state.c.value).where(node_state.c.key == key)
+    value: str | None = conn.execute(query).scalar_one_or_none()
+    return value
+
+
+def _set_state(conn: Connection, key: str, value: str | None) -> None:
+    conn.execute(node_state.delete().where(node_state.c.key == key))
+    if value is not None:
+        conn.execute(node_state.insert().values(key=key, value=value))
 
 
 def _count_txn(conn: Connection) -> int:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     ForeignKeyConstraint,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -32,10 +33,17 @@ __all__ = [
     "accounts",
     "audit_head",
     "audit_log",
+    "blocks",
     "entries",
     "feeds",
     "forks",
+    "invites",
+    "messages",
     "metadata",
+    "node_state",
+    "outbox",
+    "peers",
+    "relay",
     "sessions",
 ]
 
@@ -176,4 +184,118 @@ audit_head: Final = Table(
     Column("hash", LargeBinary, nullable=False),
     PrimaryKeyConstraint("id"),
     CheckConstraint("id = 1", name="single_row"),
+)
+
+
+#: Known peer nodes (``node.federation``): proposed by discovery or an invite, approved
+#: or blocked by an admin. Replication and messaging talk to approved peers only.
+peers: Final = Table(
+    "peers",
+    metadata,
+    Column("node_id", LargeBinary, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("url", Text, nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+    Column("last_seen_ms", BigInteger, nullable=True),
+    Column("last_sync_ms", BigInteger, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("failures", Integer, nullable=False),
+    Column("rejected", Integer, nullable=False),
+    PrimaryKeyConstraint("node_id"),
+    CheckConstraint("length(node_id) = 32", name="node_id_len"),
+    CheckConstraint("state IN ('proposed', 'approved', 'blocked')", name="state_known"),
+    CheckConstraint("source IN ('lan', 'invite', 'manual')", name="source_known"),
+)
+
+#: Authors this node never replicates, stores or relays, with the admin's reason.
+blocks: Final = Table(
+    "blocks",
+    metadata,
+    Column("author", LargeBinary, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("author"),
+    CheckConstraint("length(author) = 32", name="author_len"),
+)
+
+#: Invites this node issued; the key is SHA-256 of the secret (the token is never kept).
+invites: Final = Table(
+    "invites",
+    metadata,
+    Column("secret_hash", LargeBinary, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+    Column("created_by", Integer, nullable=True),
+    Column("used_ms", BigInteger, nullable=True),
+    Column("used_by", LargeBinary, nullable=True),
+    PrimaryKeyConstraint("secret_hash"),
+)
+
+#: Small durable flags of the node (e.g. ``own_head_unconfirmed`` after a restore).
+node_state: Final = Table(
+    "node_state",
+    metadata,
+    Column("key", Text, nullable=False),
+    Column("value", Text, nullable=False),
+    PrimaryKeyConstraint("key"),
+)
+
+#: Org-to-org messages this node sent or received (opened; ``content`` is the canonical
+#: msgpack of the message content). ``state``: outgoing queued/relayed/delivered/read/
+#: failed; incoming received.
+messages: Final = Table(
+    "messages",
+    metadata,
+    Column("id", LargeBinary, nullable=False),
+    Column("direction", Text, nullable=False),
+    Column("peer", LargeBinary, nullable=False),
+    Column("thread", LargeBinary, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("content", LargeBinary, nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("read_ms", BigInteger, nullable=True),
+    Column("author_account", Integer, nullable=True),
+    PrimaryKeyConstraint("id"),
+    CheckConstraint("direction IN ('in', 'out')", name="direction_known"),
+    Index("ix_messages_thread", "thread"),
+    Index("ix_messages_peer", "peer"),
+)
+
+#: Sealed envelopes waiting to be delivered (retried with backoff until acknowledged).
+outbox: Final = Table(
+    "outbox",
+    metadata,
+    Column("id", LargeBinary, nullable=False),
+    Column("recipient", LargeBinary, nullable=False),
+    Column("envelope", LargeBinary, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_ms", BigInteger, nullable=False, index=True),
+    Column("last_error", Text, nullable=True),
+    Column("via", LargeBinary, nullable=True),
+    Column("updated_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("id"),
+)
+
+#: Envelopes this node carries for others (it cannot open them); keyed by SHA-256 of
+#: the envelope bytes (SPEC §6.8: a relay deduplicates on identical bytes only).
+relay: Final = Table(
+    "relay",
+    metadata,
+    Column("digest", LargeBinary, nullable=False),
+    Column("recipient", LargeBinary, nullable=False),
+    Column("envelope", LargeBinary, nullable=False),
+    Column("from_peer", LargeBinary, nullable=False),
+    Column("received_ms", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_ms", BigInteger, nullable=False),
+    Column("forwarded_ms", BigInteger, nullable=True),
+    PrimaryKeyConstraint("digest"),
 )

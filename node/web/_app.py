@@ -15,6 +15,7 @@ from aiohttp import web
 from node.storage import StorageError
 
 from ._api import PREFIX, add_api_routes
+from ._federation import add_federation_routes
 from ._metrics import CONTENT_TYPE, Metrics, NodeGauges
 from ._openapi import openapi_document
 from ._pipeline import METRICS, ROUTES, json_dumps, pipeline
@@ -25,9 +26,11 @@ __all__ = ["UI_ENTRY_POINTS", "UiSetup", "load_ui", "make_app"]
 
 UiSetup = Callable[[RouteTable, Services], None]
 UI_ENTRY_POINTS: Final = "watan.ui"
-#: Largest request body (forms, JSON). The largest legitimate one is a few KiB; later
-#: issues (imports, attachments) raise it for their own routes.
-_MAX_REQUEST: Final = 256 * 1024
+#: Largest request body (forms, JSON): the largest legitimate one is a message with
+#: attachments (SPEC §5.8: up to 768 KiB) posted as a form, with room for its text
+#: fields and multipart framing. Federation routes read their bodies themselves, with
+#: their own limit (``node.web._federation``).
+_MAX_REQUEST: Final = 1_100_000
 
 _log = logging.getLogger(__name__)
 
@@ -102,6 +105,7 @@ def make_app(svc: Services, *, ui: UiSetup | None = None) -> web.Application:
     table.add("GET", "/metrics", _metrics, access=PUBLIC)
     table.add("GET", f"{PREFIX}/openapi.json", _openapi, access=PUBLIC)
     add_api_routes(table)
+    add_federation_routes(table)
     if ui is not None:
         ui(table, svc)
     for route in table:

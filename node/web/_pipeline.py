@@ -36,7 +36,7 @@ from node.accounts import AccountError, AccountErrorCode, authorize, check_csrf
 
 from ._errors import ApiError, error_body, error_of, http_error_code
 from ._metrics import Metrics
-from ._routes import PUBLIC, SIGNED_IN, Route, RouteTable
+from ._routes import PEER, PUBLIC, SIGNED_IN, Route, RouteTable
 from ._services import SERVICES, SESSION, Services
 
 __all__ = [
@@ -168,7 +168,7 @@ async def _resume(request: web.Request, svc: Services) -> None:
 
 
 def _check_access(request: web.Request, route: Route) -> None:
-    if route.access is PUBLIC:
+    if route.access is PUBLIC or route.access is PEER:
         return
     session = request.get(SESSION)
     if session is None:
@@ -244,7 +244,7 @@ async def _check_csrf(request: web.Request, route: Route) -> None:
 
 async def _run(request: web.Request, handler: Any, route: Route | None) -> web.StreamResponse:
     try:
-        if route is not None:
+        if route is not None and route.access is not PEER:
             await _resume(request, request.app[SERVICES])
             _check_access(request, route)
             await _check_csrf(request, route)

@@ -6,6 +6,7 @@ access on all of them and the OpenAPI document and the role tests read the same 
 * :data:`PUBLIC`: anyone (login page, health, metrics, static files).
 * :data:`SIGNED_IN`: any signed-in account, even one that must still change its
   one-time password (the password change itself, logout).
+* :data:`PEER`: a node-to-node request signed by a peer (checked by the handler).
 * a :class:`~node.accounts.Permission`: a signed-in account whose role holds it, with
   its one-time password already changed.
 """
@@ -22,7 +23,7 @@ from aiohttp import web
 
 from node.accounts import Permission
 
-__all__ = ["PUBLIC", "SIGNED_IN", "Access", "Handler", "Route", "RouteTable"]
+__all__ = ["PEER", "PUBLIC", "SIGNED_IN", "Access", "Handler", "Route", "RouteTable"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -30,10 +31,14 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class Gate(enum.Enum):
     PUBLIC = "public"
     SIGNED_IN = "signed_in"
+    PEER = "peer"
 
 
 PUBLIC: Final = Gate.PUBLIC
 SIGNED_IN: Final = Gate.SIGNED_IN
+#: Node-to-node federation routes: no session or CSRF; the handler verifies the
+#: request's HTTP message signature and the signer's peer state (``_federation``).
+PEER: Final = Gate.PEER
 Access = Gate | Permission
 
 #: Methods that change state: they need a CSRF token (or, before login, a same-origin

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from aiohttp import web
 
@@ -15,6 +15,9 @@ from node.config import NodeConfig
 from node.identity import Identity
 from node.profile import ProfileService
 from node.storage import Database, FeedStore
+
+if TYPE_CHECKING:
+    from node.federation import FederationService, MessageService
 
 __all__ = [
     "SERVICES",
@@ -50,6 +53,10 @@ class Services:
     peer_count: Callable[[], int] = lambda: 0
     #: Called with an account's username after it changed its own password.
     on_password_changed: Callable[[str], None] = lambda _username: None
+    #: Peers, invites, blocklist and replication (None on a node built without them).
+    federation: FederationService | None = None
+    #: Org-to-org messages: outbox, inbox, relay (None without federation).
+    messages: MessageService | None = None
     #: Set by the UI package: renders an error page for an HTML route.
     error_page: Callable[[web.Request, int, str], web.Response] | None = None
 

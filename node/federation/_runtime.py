@@ -1,0 +1,167 @@
+"""The running federation of one node: peers, the signed client, the replicator, the
+replay cache and the scheduler that drives them (APScheduler)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Callable
+from typing import Any, Final
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+import protocol
+from node.audit import AuditLog
+from node.clock import Clock
+from node.config import NodeConfig
+from node.identity import Identity
+from node.storage import Database, FeedStore
+
+from ._peers import PeerStore
+from ._sync import Replicator
+from ._transport import FedClient, ReplayCache
+
+__all__ = ["SYNC_INTERVAL_S", "FederationService"]
+
+#: How often every due peer is synced (a notify syncs at once in between).
+SYNC_INTERVAL_S: Final = 15.0
+
+_log = logging.getLogger(__name__)
+
+
+class FederationService:
+    """Everything federation a running node needs; one per node."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        config: NodeConfig,
+        feeds: FeedStore,
+        audit: AuditLog,
+        identity: Identity,
+        clock: Clock,
+        random_bytes: Callable[[int], bytes],
+        public_url: str | None = None,
+        sync_interval_s: float = SYNC_INTERVAL_S,
+    ) -> None:
+        self.config = config
+        self.identity = identity
+        self.feeds = feeds
+        self.clock = clock
+        self.public_url = public_url
+        self.peers = PeerStore(
+            db, feeds=feeds, audit=audit, identity=identity, net=lambda: self.net, clock=clock
+        )
+        self.client = FedClient(
+            identity, clock=clock, random_bytes=random_bytes, key_of=self.key_of
+        )
+        self.replicator = Replicator(
+            feeds=feeds,
+            peers=self.peers,
+            client=self.client,
+            net=lambda: self.net,
+            own=identity.node_id,
+            clock=clock,
+            random_bytes=random_bytes,
+        )
+        self.replay = ReplayCache(started_s=clock.now_ms() // 1000)
+        self._interval = float(os.environ.get("WATAN_SYNC_INTERVAL_S", sync_interval_s))
+        self._scheduler: AsyncIOScheduler | None = None
+        self.messages: Any = None  # MessageService, set by the daemon
+        #: Approved peers as of the last sync round (the dashboard shows it).
+        self.approved_count = 0
+
+    @property
+    def net(self) -> bytes:
+        return self.config.net
+
+    @property
+    def standalone(self) -> bool:
+        return self.config.standalone
+
+    async def key_of(self, node_id: bytes) -> bytes | None:
+        """The key ``node_id`` signs with now: its feed's current key, else its id."""
+        head = await self.feeds.head(node_id)
+        return head.key if head is not None else node_id
+
+    async def heads_document(self) -> dict[str, Any]:
+        """What ``GET /fed/v1/heads`` answers: every feed in our scope we hold."""
+        scope = await self.peers.replicated_authors()
+        held = await self.feeds.heads()
+        items = []
+        for author, (seq, entry_id) in sorted(held.items()):
+            if author not in scope:
+                continue
+            items.append([author, seq, entry_id, await self._role(author)])
+        return {"forks": len(await self.feeds.forks()), "heads": items[:4096]}
+
+    async def _role(self, author: bytes) -> str | None:
+        wire = await self.feeds.latest_of_kind(author, protocol.Profile.KIND)
+        if wire is None:
+            return None
+        try:
+            payload, _sig = protocol.decode(bytes(wire), max_size=protocol.MAX_ENTRY_BYTES)
+            role = protocol.decode(payload, max_size=protocol.MAX_ENTRY_BYTES)["content"]["role"]
+        except (protocol.ProtocolError, KeyError, TypeError):
+            return None
+        return role if role in ("ngo", "observer") else None
+
+    async def start(self) -> None:
+        """Start periodic sync (and a first round at once)."""
+        if self.standalone:
+            return
+        scheduler = AsyncIOScheduler()
+        scheduler.add_job(
+            self._tick,
+            "interval",
+            seconds=self._interval,
+            id="sync",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+        scheduler.add_job(
+            self._deliver, "interval", seconds=2.0, id="deliver", max_instances=1, coalesce=True
+        )
+        scheduler.start()
+        self._scheduler = scheduler
+        await self._tick()
+
+    async def relays_for(self, recipient: bytes) -> list[bytes]:
+        """Approved peers that can carry a message to ``recipient``: those that hold
+        its feed (so they replicate it, hence peer with it or with one who does)."""
+        out = []
+        for node_id, state in self.replicator.snapshot().items():
+            if node_id != recipient and recipient in state.heads:
+                out.append(node_id)
+        approved = await self.peers.approved_ids()
+        return [node_id for node_id in out if node_id in approved]
+
+    async def _tick(self) -> None:
+        try:
+            self.approved_count = len(await self.peers.approved())
+            await self.replicator.tick()
+            self.replay.prune(self.clock.now_ms() // 1000)
+        except Exception:
+            _log.exception("sync round failed", extra={"event": "sync.error"})
+
+    async def _deliver(self) -> None:
+        if self.messages is None:
+            return
+        try:
+            await self.replicator.notify_now()
+            await self.messages.deliver_due()
+        except Exception:
+            _log.exception("message delivery round failed", extra={"event": "messages.error"})
+
+    async def close(self) -> None:
+        if self._scheduler is not None:
+            with contextlib.suppress(Exception):
+                self._scheduler.shutdown(wait=False)
+            self._scheduler = None
+        if self.messages is not None:
+            self.messages.close()
+        await self.replicator.close()
+        await self.client.close()
