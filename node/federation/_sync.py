@@ -212,7 +212,7 @@ class Replicator:
     async def sync_peer(self, peer: Peer) -> bool:
         """Sync everything in scope that ``peer`` holds more of; True on success."""
         state = self.state(peer.node_id)
-        if state.running:
+        if state.running or peer.url is None:
             return False
         state.running = True
         state.wake = False

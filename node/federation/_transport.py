@@ -11,10 +11,8 @@ this process started is refused as stale (the sender signs again and retries).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -309,22 +307,11 @@ async def _read_limited(response: aiohttp.ClientResponse) -> bytes:
     length = response.content_length
     if length is not None and length > MAX_FED_BODY:
         raise PeerCallError("BAD_RESPONSE", "response too large", status=response.status)
-    data = await response.content.read(MAX_FED_BODY + 1)
-    if len(data) > MAX_FED_BODY:
-        raise PeerCallError("BAD_RESPONSE", "response too large", status=response.status)
-    return data
-
-
-def monotonic_s() -> float:
-    return time.monotonic()
-
-
-async def gather_limited(coros: list[Awaitable[Any]], limit: int) -> list[Any]:
-    """Run awaitables with at most ``limit`` at once; exceptions are returned."""
-    semaphore = asyncio.Semaphore(limit)
-
-    async def run(coro: Awaitable[Any]) -> Any:
-        async with semaphore:
-            return await coro
-
-    return await asyncio.gather(*(run(c) for c in coros), return_exceptions=True)
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await response.content.readany():  # read(n) may return less than n
+        size += len(chunk)
+        if size > MAX_FED_BODY:
+            raise PeerCallError("BAD_RESPONSE", "response too large", status=response.status)
+        chunks.append(chunk)
+    return b"".join(chunks)

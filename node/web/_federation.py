@@ -146,14 +146,20 @@ def _query(request: web.Request) -> str:
 async def _read_body(request: web.Request) -> bytes:
     if request.content_length is not None and request.content_length > MAX_FED_BODY:
         raise _Refused("TOO_LARGE", f"a federation body is at most {MAX_FED_BODY} bytes")
+    chunks: list[bytes] = []
+    size = 0
     try:
         async with asyncio.timeout(BODY_TIMEOUT_S):
-            data = await request.content.read(MAX_FED_BODY + 1)
+            while chunk := await request.content.readany():
+                size += len(chunk)
+                if size > MAX_FED_BODY:
+                    raise _Refused(
+                        "TOO_LARGE", f"a federation body is at most {MAX_FED_BODY} bytes"
+                    )
+                chunks.append(chunk)
     except TimeoutError:
         raise _Refused("BODY_TIMEOUT", "the body did not arrive in time") from None
-    if len(data) > MAX_FED_BODY:
-        raise _Refused("TOO_LARGE", f"a federation body is at most {MAX_FED_BODY} bytes")
-    return data
+    return b"".join(chunks)
 
 
 async def _verify(

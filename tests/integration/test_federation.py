@@ -13,6 +13,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import sqlalchemy
 
 import protocol
 from node.clock import FakeClock
@@ -407,3 +408,109 @@ async def test_unreachable_peer_call_is_a_coded_error(tmp_path: Path) -> None:
             await a.node.federation.client.call(b.id, b.url, "GET", "/heads")
         assert error.value.code == "UNREACHABLE"
         assert CONTENT_TYPE == "application/vnd.watan+msgpack"
+
+
+async def test_messages_cross_real_sockets_directly_and_through_a_relay(tmp_path: Path) -> None:
+    async with federation(tmp_path, ["a", "b", "c"]) as nodes:
+        a, b, c = nodes["a"], nodes["b"], nodes["c"]
+        clock = a.node.federation.clock
+        assert isinstance(clock, FakeClock)
+        await link(a, b)
+        await link(b, c)  # a reaches c only through b
+        await converge([a, b, c])
+        messages = a.node.federation.messages
+        assert messages is not None
+        direct = await messages.send(account_id=None, to=[b.id], text="توزيع غدا")
+        relayed = await messages.send(account_id=None, to=[c.id], text="for c only")
+        await messages.deliver_due()
+        # the relay holds an envelope it cannot read
+        relay_rows = await b.node.db.read(
+            lambda conn: list(conn.execute(sqlalchemy.text("SELECT envelope FROM relay")))
+        )
+        assert len(relay_rows) == 1 and b"for c only" not in bytes(relay_rows[0][0])
+        await b.node.federation.messages.deliver_due()  # b forwards to c
+        got_b = await b.node.federation.messages.threads()
+        got_c = await c.node.federation.messages.threads()
+        assert len(got_b) == 1 and len(got_c) == 1
+        # receipts travel back (c's through b) and advance the sender's states
+        for _ in range(3):
+            for fed in (c, b, a):
+                await fed.node.federation.messages.deliver_due()
+        states = {
+            view.id: view
+            for thread in await messages.threads()
+            for view in await messages.thread(thread.thread)
+        }
+        assert set(states) >= set(direct) | set(relayed)
+
+
+async def test_a_slow_loris_body_is_cut_off_while_others_are_served(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import node.web._federation as fed_routes
+
+    monkeypatch.setattr(fed_routes, "BODY_TIMEOUT_S", 1.0)
+    async with federation(tmp_path, ["a", "b"]) as nodes:
+        a, b = nodes["a"], nodes["b"]
+        await link(a, b)
+        body = protocol.encode({"heads": []})
+        headers = sign_headers(
+            identity=b.node.identity,
+            method="POST",
+            authority=f"127.0.0.1:{a.server.port}",
+            path="/fed/v1/notify",
+            query="",
+            body=body,
+            now_s=NOW // 1000,
+            nonce="s" * 22,
+        )
+        reader, writer = await asyncio.open_connection("127.0.0.1", a.server.port)
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        writer.write(
+            (
+                f"POST /fed/v1/notify HTTP/1.1\r\nHost: 127.0.0.1:{a.server.port}\r\n"
+                f"Content-Length: {len(body)}\r\n{head}\r\n"
+            ).encode()
+            + body[:1]
+        )
+        await writer.drain()
+        assert await b.sync() == [True]  # served while the slow body hangs
+        answer = await asyncio.wait_for(reader.read(4096), timeout=10)
+        assert b" 408 " in answer.split(b"\r\n")[0]
+        writer.close()
+
+
+async def test_key_rotations_are_honoured_when_replicating_a_vouched_feed(
+    tmp_path: Path,
+) -> None:
+    async with federation(tmp_path, ["a", "b"]) as nodes:
+        a, b = nodes["a"], nodes["b"]
+        clock = a.node.federation.clock
+        assert isinstance(clock, FakeClock)
+        await link(a, b)
+        # x: an author a vouches for, whose feed rotates its key part way
+        old = protocol.signing_key(bytes(range(100, 132)))
+        new = protocol.signing_key(bytes(range(140, 172)))
+        net, now = a.node.config.net, clock.now_ms()
+        first = protocol.append(None, {"n": 0}, key=old, net=net, now_ms=now, kind=NOTE_KIND)
+        head = protocol.head_after(None, first)
+        rotation = protocol.rotate_key(
+            head, key=old, new_key=new, net=net, now_ms=now, reason="scheduled"
+        )
+        head = protocol.head_after(head, rotation)
+        after = protocol.append(head, {"n": 2}, key=new, net=net, now_ms=now, kind=NOTE_KIND)
+        x = first.author
+        for entry in (first, rotation, after):
+            result = await a.node.feeds.ingest(entry.wire, net=net, now_ms=now)
+            assert result.status == "stored"
+        await a.node.federation.peers.set_state(x, "approved", actor=None)  # vouches for x
+        await converge([a, b])
+        held = await b.node.feeds.head(x)
+        assert held is not None and held.seq == 3 and held.key == protocol.public_key(new)
+        # an entry still signed by the old key after the rotation is refused
+        stale = protocol.create_entry(
+            key=old, net=net, seq=4, prev=held.id, ts=now, content={"n": 3}, kind=NOTE_KIND
+        )
+        with pytest.raises(protocol.RemoteProtocolError) as error:
+            await b.node.feeds.ingest(stale.wire, net=net, now_ms=now)
+        assert error.value.code is protocol.ErrorCode.BAD_SIGNATURE
