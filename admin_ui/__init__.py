@@ -11,13 +11,13 @@ from pathlib import Path
 
 from aiohttp import web
 
-from node.accounts import Permission
+from node.accounts import Account, Permission, allowed
 from node.storage import StorageError
 from node.web import PUBLIC, SERVICES, SIGNED_IN, RouteTable, Services
 
-from . import _auth, _pages
+from . import _auth, _messages, _pages, _peers
 from ._choices import ERRORS
-from ._i18n import N_
+from ._i18n import LOCALES, N_
 from ._page import RENDERER, locale_of, render
 from ._templating import Renderer
 
@@ -70,13 +70,45 @@ def setup(table: RouteTable, svc: Services) -> None:
     add("GET", "/audit", _pages.audit_page, access=Permission.VIEW_AUDIT_LOG)
     add("GET", "/settings", _pages.settings_page, access=Permission.EDIT_SETTINGS)
     add("POST", "/settings", _pages.save_settings, access=Permission.EDIT_SETTINGS)
+    peers = Permission.MANAGE_PEERS
+    add("GET", "/peers", _peers.peers_page, access=peers)
+    add("POST", "/peers/invites", _peers.create_invite, access=peers)
+    add("POST", "/peers/block", _peers.block_by_id, access=peers)
+    add("GET", "/peers/blocklist.csv", _peers.export_blocklist, access=peers)
+    add("POST", "/peers/blocklist", _peers.import_blocklist, access=peers)
+    add("POST", "/peers/{id}/{action}", _peers.peer_action, access=peers)
+    message = Permission.MESSAGE  # "/messages/{thread}" last: it would match the others
+    add("GET", "/messages", _messages.inbox, access=message)
+    add("POST", "/messages", _messages.send, access=message)
+    add("GET", "/messages/new", _messages.compose, access=message)
+    add("GET", "/messages/events", _messages.events, access=message)
+    add("GET", "/messages/{thread}", _messages.thread_page, access=message)
+    add(
+        "GET",
+        "/messages/{thread}/attachments/{message}/{index}",
+        _messages.attachment,
+        access=message,
+    )
     table.add_static("/static", str(STATIC_DIR))
     svc.error_page = _error_page
     table.on_app(_install)
+    table.on_app(_messages.install)  # after _install: it needs the renderer
+
+
+def _may(user: Account | None, permission: str) -> bool:
+    """Whether ``user`` may use pages that need ``permission`` (templates' ``may``)."""
+    return (
+        user is not None
+        and not user.must_change_password
+        and allowed(user.role, Permission(permission))
+    )
 
 
 def _install(app: web.Application) -> None:
-    app[RENDERER] = Renderer()
+    renderer = Renderer()
+    for code in LOCALES:
+        renderer.environment(code).globals["may"] = _may
+    app[RENDERER] = renderer
 
     async def read_profile(app: web.Application) -> None:
         try:

@@ -68,6 +68,18 @@ ACTIONS: Final = {
     "account.enable": N_("Account enabled"),
     "account.role": N_("Role changed"),
     "settings.profile": N_("Organisation profile edited"),
+    "federation.create": N_("Federation founded"),
+    "federation.join": N_("Federation joined"),
+    "peer.propose": N_("Node proposed as a peer"),
+    "peer.approve": N_("Peer approved"),
+    "peer.block": N_("Peer blocked"),
+    "peer.unblock": N_("Peer unblocked"),
+    "invite.create": N_("Invite created"),
+    "blocklist.import": N_("Blocklist imported"),
+    "blocklist.remove": N_("Author removed from the blocklist"),
+    "feed.confirm_head": N_("Own feed head confirmed by an administrator after a restore"),
+    "message.sent": N_("Message sent to a peer organisation"),
+    "message.read": N_("Messages from a peer organisation read"),
 }
 
 ERRORS: Final = {
