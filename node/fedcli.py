@@ -114,7 +114,9 @@ def add_parsers(commands: Any) -> None:
     )
 
     peers = commands.add_parser("peers", help="list, approve, block or unblock peers")
-    peers.add_argument("--data", **data)
+    # --data before or after the action (README: 'watan peers approve ID --data DIR'):
+    # the action's copy sets it only when given, so that it never hides the other.
+    peers.add_argument("--data", **{**data, "required": False})
     peers.add_argument("--json", action="store_true", help="print JSON")
     peer_commands = peers.add_subparsers(dest="peers_command", metavar="COMMAND")
     for name, what in (
@@ -123,6 +125,7 @@ def add_parsers(commands: Any) -> None:
         ("unblock", "lift a block (the node is proposed again)"),
     ):
         action = peer_commands.add_parser(name, help=what)
+        action.add_argument("--data", **{**data, "required": False, "default": argparse.SUPPRESS})
         action.add_argument("node_id", metavar="ID", help="the node id (64 hex characters)")
         action.add_argument("--reason", help="why (required to block)")
         action.add_argument("--url", help="approve: the node's federation URL, if known")
@@ -329,6 +332,8 @@ def _own_key_of(feeds: FeedStore) -> Any:
 
 
 async def _peers(args: argparse.Namespace) -> int:
+    if args.data is None:
+        raise NodeError("watan peers needs --data DIR (the node directory)")
     async with _opened(args.data) as node:
         if args.peers_command is None:
             peers = await node.peers.all()

@@ -1,10 +1,11 @@
-"""The JSON API under ``/api/v1``: the node, sessions, staff accounts, the audit log
-and the organisation profile. Every route is declared with its access rule and its
-schemas in :func:`add_api_routes`; ``/api/v1/openapi.json`` is built from the same
-declarations (:mod:`._openapi`)."""
+"""The JSON API under ``/api/v1``: the node, sessions, staff accounts, the audit log,
+the organisation profile, peers, the blocklist and invites, and org-to-org messages.
+Every route is declared with its access rule and its schemas in :func:`add_api_routes`;
+``/api/v1/openapi.json`` is built from the same declarations (:mod:`._openapi`)."""
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict
 from typing import Any, Final
@@ -14,6 +15,17 @@ from aiohttp import web
 import protocol
 from node.accounts import Account, Permission, Role
 from node.audit import AuditRecord
+from node.config import NodeConfig
+from node.federation import (
+    FED_PREFIX,
+    FederationService,
+    MessageService,
+    MessageView,
+    Peer,
+    ThreadSummary,
+    hex_id,
+    make_invite,
+)
 
 from ._errors import ApiError
 from ._pipeline import clear_session_cookie, json_dumps, set_session_cookie
@@ -21,7 +33,14 @@ from ._routes import PUBLIC, SIGNED_IN, RouteTable
 from ._schema import ACCOUNT, BOOL, HEX32, INT, PROFILE, ROLES, STR, SchemaError, check, obj
 from ._services import current_account, current_session, services
 
-__all__ = ["PREFIX", "account_json", "add_api_routes", "node_summary", "path_id"]
+__all__ = [
+    "PREFIX",
+    "account_json",
+    "add_api_routes",
+    "federation_name",
+    "node_summary",
+    "path_id",
+]
 
 PREFIX: Final = "/api/v1"
 #: Largest JSON body the API reads (the biggest legitimate one, a profile, is ~2 KiB).
@@ -32,12 +51,14 @@ def _json(value: Any, status: int = 200) -> web.Response:
     return web.json_response(value, status=status, dumps=json_dumps)
 
 
-async def _body(request: web.Request, schema: dict[str, Any]) -> dict[str, Any]:
+async def _body(
+    request: web.Request, schema: dict[str, Any], *, max_bytes: int = _MAX_BODY
+) -> dict[str, Any]:
     if request.content_type != "application/json":
         raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "send application/json")
-    raw = await request.content.read(_MAX_BODY + 1)
-    if len(raw) > _MAX_BODY:
-        raise ApiError(413, "TOO_LARGE", f"the body exceeds {_MAX_BODY} bytes")
+    raw = await request.content.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise ApiError(413, "TOO_LARGE", f"the body exceeds {max_bytes} bytes")
     try:
         value = json.loads(raw)
         # A lone surrogate escape ("\ud800") decodes but is no text: refuse it here
@@ -79,14 +100,35 @@ def _audit_json(record: AuditRecord) -> dict[str, Any]:
     }
 
 
+@functools.lru_cache(maxsize=4)
+def _genesis_name(genesis_hex: str, net: bytes) -> str | None:
+    try:
+        return protocol.parse_genesis(bytes.fromhex(genesis_hex), net=net).name
+    except (ValueError, protocol.ProtocolError):
+        return None
+
+
+def federation_name(config: NodeConfig) -> str | None:
+    """The name of the node's federation from its (verified) genesis; None when the
+    node is standalone or its config holds no valid genesis."""
+    if config.standalone or config.genesis is None:
+        return None
+    return _genesis_name(config.genesis, config.net)
+
+
 async def node_summary(request: web.Request) -> dict[str, Any]:
-    """What the dashboard and ``GET /api/v1/node`` show."""
+    """What the dashboard and ``GET /api/v1/node`` show.
+
+    ``restore_guard`` is true while appending to our own feed waits, after a restore
+    from a backup, until a peer confirms our feed's head (``FeedStore.head_unconfirmed``).
+    """
     svc = services(request)
-    healthy = True
+    healthy, guard = True, False
     try:
         await svc.db.ping()
         head = await svc.feeds.head(svc.identity.node_id)
         count = await svc.feeds.count()
+        guard = await svc.feeds.head_unconfirmed() is not None
     except Exception:  # the database is down: say so rather than fail the page
         healthy, head, count = False, None, 0
     return {
@@ -94,6 +136,8 @@ async def node_summary(request: web.Request) -> dict[str, Any]:
         "fingerprint": svc.identity.fingerprint,
         "net": svc.config.net.hex(),
         "standalone": svc.config.standalone,
+        "federation_name": federation_name(svc.config),
+        "restore_guard": guard,
         "feed": None if head is None else {"seq": head.seq, "id": head.id.hex()},
         "entries": count,
         "peers": svc.peer_count(),
@@ -317,9 +361,321 @@ async def _put_profile(request: web.Request) -> web.Response:
     return _json(_profile_json(profile))
 
 
+# -- peers, the blocklist and invites ----------------------------------------------------
+
+#: An invite's validity: 1 hour to 30 days (as ``watan invite create --ttl-hours``).
+MAX_INVITE_HOURS: Final = 24 * 30
+
+
+def _federation(request: web.Request) -> FederationService:
+    """The node's federation service.
+
+    Raises:
+        ApiError: UNAVAILABLE when the node runs without one.
+    """
+    fed = services(request).federation
+    if fed is None:
+        raise ApiError(503, "UNAVAILABLE", "federation is not running on this node")
+    return fed
+
+
+async def peer_lags(fed: FederationService) -> dict[bytes, dict[bytes, int]]:
+    """For every peer the replicator has asked for its heads: by how many entries we
+    are behind it, per author it holds more of. Only authors in our replication scope
+    count: we never pull the others, so they would look behind for ever."""
+    ours = await fed.feeds.heads()
+    scope = await fed.peers.replicated_authors()
+    lags: dict[bytes, dict[bytes, int]] = {}
+    for node_id, state in fed.replicator.snapshot().items():
+        lag = {}
+        for author, seq in state.heads.items():
+            held = ours.get(author, (0, b""))[0]
+            if author in scope and seq > held:
+                lag[author] = seq - held
+        lags[node_id] = lag
+    return lags
+
+
+def _peer_json(peer: Peer, lag: dict[bytes, int]) -> dict[str, Any]:
+    value = peer.to_json()
+    value["lag"] = {author.hex(): behind for author, behind in sorted(lag.items())}
+    return value
+
+
+async def _list_peers(request: web.Request) -> web.Response:
+    fed = _federation(request)
+    lags = await peer_lags(fed)
+    peers = await fed.peers.all()
+    return _json({"peers": [_peer_json(peer, lags.get(peer.node_id, {})) for peer in peers]})
+
+
+_PEER_ACTION = obj(
+    reason={"type": ["string", "null"], "maxLength": 500},
+    fingerprint_confirmed=BOOL,
+)
+
+
+def _peer_action(action: str) -> Any:
+    async def handler(request: web.Request) -> web.Response:
+        fed = _federation(request)
+        node_id = hex_id(request.match_info["id"])
+        body = await _body(request, _PEER_ACTION)
+        reason, actor = body.get("reason"), current_account(request).id
+        peer = await fed.peers.get(node_id)
+        if action == "approve":
+            if body.get("fingerprint_confirmed") is not True:
+                raise ApiError(
+                    422,
+                    "FINGERPRINT_NOT_CONFIRMED",
+                    "compare the fingerprint with the other admin, then send "
+                    "fingerprint_confirmed: true",
+                )
+            if peer is not None and peer.state == "blocked":
+                raise ApiError(409, "CONFLICT", "the node is blocked; unblock it first")
+            if peer is None or peer.state != "approved":
+                peer = await fed.peers.set_state(node_id, "approved", actor=actor, reason=reason)
+        elif action == "block":
+            peer = await fed.peers.set_state(node_id, "blocked", actor=actor, reason=reason)
+        elif peer is not None and peer.state == "blocked":
+            peer = await fed.peers.set_state(node_id, "proposed", actor=actor, reason=reason)
+        elif node_id in await fed.peers.blocked_ids():
+            await fed.peers.unblock_author(node_id, actor=actor)  # not a peer: peer is null
+        else:
+            raise ApiError(409, "CONFLICT", "the node is not blocked")
+        lag = (await peer_lags(fed)).get(node_id, {})
+        return _json({"peer": None if peer is None else _peer_json(peer, lag)})
+
+    handler.__name__ = f"_{action}_peer"
+    return handler
+
+
+async def _blocklist(request: web.Request) -> web.Response:
+    blocks = await _federation(request).peers.blocks()
+    return _json(
+        {
+            "blocks": [
+                {"author": b.author.hex(), "reason": b.reason, "created_ms": b.created_ms}
+                for b in blocks
+            ]
+        }
+    )
+
+
+def invite_url(text: str) -> str:
+    """This node's address as another node reaches it, as an invite carries it: with
+    the federation prefix (``http://10.0.0.5:8470`` -> ``http://10.0.0.5:8470/fed/v1``)."""
+    url = text.strip().rstrip("/")
+    return url if url.endswith(FED_PREFIX) else url + FED_PREFIX
+
+
+_NEW_INVITE = obj(
+    ("url",),
+    url={"type": "string", "minLength": 1, "maxLength": 232},
+    ttl_hours={"type": "integer", "minimum": 1, "maximum": MAX_INVITE_HOURS},
+)
+
+
+async def _create_invite(request: web.Request) -> web.Response:
+    svc = services(request)
+    fed = _federation(request)
+    body = await _body(request, _NEW_INVITE)
+    invite = await make_invite(
+        svc.config,
+        fed.peers,
+        identity=svc.identity,
+        url=invite_url(body["url"]),
+        clock=svc.clock,
+        random_bytes=svc.random_bytes,
+        ttl_ms=body.get("ttl_hours", 72) * 3600 * 1000,
+        actor=current_account(request).id,
+    )
+    return _json(
+        {
+            "token": invite.to_token(),
+            "fingerprint": protocol.fingerprint(invite.node),
+            "expires_ms": invite.expires,
+        },
+        201,
+    )
+
+
+# -- org-to-org messages -------------------------------------------------------------------
+
+#: Outgoing states from least to most advanced (``failed`` first: it needs attention).
+_OUT_STATES: Final = ("failed", "queued", "relayed", "delivered", "read")
+#: Recipients of one message through the API (the page offers every approved peer).
+MAX_RECIPIENTS: Final = 64
+#: A message's body may hold a text of 32 KiB (UTF-8) even when the client escapes
+#: every character as ``\uXXXX`` (6 bytes each; Python's ``json.dumps`` does so by
+#: default for Arabic), with room for 64 recipients.
+_MAX_MESSAGE_BODY: Final = 256 * 1024
+
+
+def _messages(request: web.Request) -> MessageService:
+    """The node's message service.
+
+    Raises:
+        ApiError: UNAVAILABLE when the node runs without messaging.
+    """
+    messages = services(request).messages
+    if messages is None:
+        raise ApiError(503, "UNAVAILABLE", "messaging is not running on this node")
+    return messages
+
+
+def _hex32(text: str, what: str) -> bytes:
+    """32 bytes from 64 lowercase hexadecimal characters, else 422 INVALID."""
+    if len(text) != 64 or not all(c in "0123456789abcdef" for c in text):
+        raise ApiError(422, "INVALID", f"{what} must be 64 lowercase hexadecimal characters")
+    return bytes.fromhex(text)
+
+
+def _thread_json(summary: ThreadSummary) -> dict[str, Any]:
+    return {
+        "thread": summary.thread.hex(),
+        "peers": [peer.hex() for peer in summary.peers],
+        "subject": summary.subject,
+        "last_ts": summary.last_ms,
+        "unread": summary.unread,
+        "state": summary.last_state,
+    }
+
+
+def _message_json(view: MessageView) -> dict[str, Any]:
+    recipients = [
+        {"peer": r.peer.hex(), "id": r.message.hex(), "state": r.state, "error": r.error}
+        for r in view.recipients
+    ]
+    if view.direction == "in":
+        peer, state = view.sender, "received" if view.read_ms is None else "read"
+    else:  # one view per send(): its peer is the first recipient, its state the least
+        peer = view.recipients[0].peer
+        state = min((r.state for r in view.recipients), key=_OUT_STATES.index)
+    return {
+        "id": view.id.hex(),
+        "direction": view.direction,
+        "peer": peer.hex(),
+        "text": view.text,
+        "subject": view.subject,
+        "ts": view.ts,
+        "state": state,
+        "recipients": recipients,
+        "attachments": [
+            {"index": a.index, "name": a.name, "type": a.type, "size": a.size}
+            for a in view.attachments
+        ],
+    }
+
+
+async def _list_threads(request: web.Request) -> web.Response:
+    messages = _messages(request)
+    limit = _int_param(request, "limit", 1) or 50
+    if limit > 200:
+        raise ApiError(422, "INVALID", "limit must be at most 200")
+    threads = await messages.threads(limit=limit, before_ms=_int_param(request, "before_ts"))
+    return _json(
+        {
+            "unread": await messages.unread_count(),
+            "threads": [_thread_json(summary) for summary in threads],
+        }
+    )
+
+
+async def _get_thread(request: web.Request) -> web.Response:
+    messages = _messages(request)
+    text = request.match_info["thread"]
+    try:
+        thread = _hex32(text, "thread")
+    except ApiError:
+        raise ApiError(404, "NOT_FOUND", "no such conversation") from None
+    # Reading a conversation marks its incoming messages read, as the page does
+    # (and sends "read" receipts).
+    await messages.mark_thread_read(thread, account_id=current_account(request).id)
+    views = await messages.thread(thread)
+    if not views:
+        raise ApiError(404, "NOT_FOUND", "no such conversation")
+    return _json({"messages": [_message_json(view) for view in views]})
+
+
+_NEW_MESSAGE = obj(
+    ("to", "text"),
+    to={
+        "type": "array",
+        "items": HEX32,
+        "maxItems": MAX_RECIPIENTS,
+        "description": "recipients' node ids (approved peers, or reachable through one)",
+    },
+    text={"type": "string", "minLength": 1, "maxLength": 32_768},
+    subject={"type": ["string", "null"], "maxLength": 300},
+    thread={**HEX32, "type": ["string", "null"], "description": "the conversation to reply in"},
+)
+
+
+async def _send_message(request: web.Request) -> web.Response:
+    messages = _messages(request)
+    body = await _body(request, _NEW_MESSAGE, max_bytes=_MAX_MESSAGE_BODY)
+    to = [_hex32(peer, "to[]") for peer in body["to"]]
+    thread = body.get("thread")
+    if not body["text"].strip():
+        raise ApiError(422, "INVALID", "the text is blank")
+    ids = await messages.send(
+        account_id=current_account(request).id,
+        to=to,
+        text=body["text"],
+        subject=body.get("subject"),
+        thread=None if thread is None else _hex32(thread, "thread"),
+    )
+    return _json({"ids": [message_id.hex() for message_id in ids]}, 201)
+
+
 #: Query integers: at most 18 digits (they must fit a signed 64-bit column).
 _QUERY_INT: Final = {"type": "integer", "minimum": 0, "maximum": 999_999_999_999_999_999}
 _ID_PARAM: Final = {"name": "id", "in": "path", "required": True, "schema": INT}
+_NODE_PARAM: Final = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": HEX32,
+    "description": "the node id (64 hexadecimal characters)",
+}
+_NULLABLE_STR: Final = {"type": ["string", "null"]}
+_NULLABLE_INT: Final = {"type": ["integer", "null"]}
+PEER: Final = obj(
+    (
+        "node_id",
+        "fingerprint",
+        "state",
+        "source",
+        "url",
+        "reason",
+        "created_ms",
+        "updated_ms",
+        "last_seen_ms",
+        "last_sync_ms",
+        "last_error",
+        "failures",
+        "rejected",
+        "lag",
+    ),
+    node_id=HEX32,
+    fingerprint=STR,
+    state={"type": "string", "enum": ["proposed", "approved", "blocked"]},
+    source={"type": "string", "enum": ["lan", "invite", "manual"]},
+    url=_NULLABLE_STR,
+    reason=_NULLABLE_STR,
+    created_ms=INT,
+    updated_ms=INT,
+    last_seen_ms=_NULLABLE_INT,
+    last_sync_ms=_NULLABLE_INT,
+    last_error=_NULLABLE_STR,
+    failures=INT,
+    rejected=INT,
+    lag={
+        "type": "object",
+        "description": "author id (hex) -> how many entries we are behind this peer",
+        "additionalProperties": INT,
+    },
+)
 
 
 def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -349,6 +705,8 @@ def add_api_routes(table: RouteTable) -> None:
                 "fingerprint",
                 "net",
                 "standalone",
+                "federation_name",
+                "restore_guard",
                 "feed",
                 "entries",
                 "peers",
@@ -359,6 +717,8 @@ def add_api_routes(table: RouteTable) -> None:
             fingerprint=STR,
             net=HEX32,
             standalone=BOOL,
+            federation_name={"type": ["string", "null"]},
+            restore_guard=BOOL,
             feed={"type": ["object", "null"]},
             entries=INT,
             peers=INT,
@@ -542,4 +902,172 @@ def add_api_routes(table: RouteTable) -> None:
         request=_PUT_PROFILE,
         response=PROFILE,
         tags=("profile",),
+    )
+    table.add(
+        "GET",
+        f"{p}/peers",
+        _list_peers,
+        access=Permission.MANAGE_PEERS,
+        api=True,
+        summary="Known nodes: state, contact, failures and how far behind them we are",
+        response=obj(("peers",), peers={"type": "array", "items": PEER}),
+        tags=("peers",),
+    )
+    for action, summary in (
+        ("approve", "Approve a node after comparing its fingerprint (appends a vouch)"),
+        ("block", "Block a node: never talk to it, never keep its feed (reason required)"),
+        ("unblock", "Lift a block; the node is proposed again (peer is null for a non-peer)"),
+    ):
+        table.add(
+            "POST",
+            f"{p}/peers/{{id}}/{action}",
+            _peer_action(action),
+            access=Permission.MANAGE_PEERS,
+            api=True,
+            summary=summary,
+            parameters=(_NODE_PARAM,),
+            request=_PEER_ACTION,
+            response=obj(("peer",), peer={**PEER, "type": ["object", "null"]}),
+            tags=("peers",),
+        )
+    table.add(
+        "GET",
+        f"{p}/blocklist",
+        _blocklist,
+        access=Permission.MANAGE_PEERS,
+        api=True,
+        summary="Blocked authors (peers or not), oldest first",
+        response=obj(
+            ("blocks",),
+            blocks={
+                "type": "array",
+                "items": obj(
+                    ("author", "reason", "created_ms"), author=HEX32, reason=STR, created_ms=INT
+                ),
+            },
+        ),
+        tags=("peers",),
+    )
+    table.add(
+        "POST",
+        f"{p}/invites",
+        _create_invite,
+        access=Permission.MANAGE_PEERS,
+        api=True,
+        summary="Create a one-time invite token for another node (federated nodes only)",
+        request=_NEW_INVITE,
+        status=201,
+        response=obj(
+            ("token", "fingerprint", "expires_ms"), token=STR, fingerprint=STR, expires_ms=INT
+        ),
+        tags=("peers",),
+    )
+    _add_message_routes(table)
+
+
+_STATE: Final = {"type": "string", "enum": [*_OUT_STATES, "received"]}
+_THREAD_PARAM: Final = {
+    "name": "thread",
+    "in": "path",
+    "required": True,
+    "schema": HEX32,
+    "description": "the conversation id (64 hexadecimal characters)",
+}
+THREAD: Final = obj(
+    ("thread", "peers", "subject", "last_ts", "unread", "state"),
+    thread=HEX32,
+    peers={"type": "array", "items": HEX32},
+    subject=_NULLABLE_STR,
+    last_ts={**INT, "description": "when its newest message was stored here (Unix ms)"},
+    unread=INT,
+    state={
+        "type": ["string", "null"],
+        "enum": [*_OUT_STATES, None],
+        "description": "our newest message's least advanced state; null if we never wrote",
+    },
+)
+MESSAGE: Final = obj(
+    ("id", "direction", "peer", "text", "subject", "ts", "state", "recipients", "attachments"),
+    id=HEX32,
+    direction={"type": "string", "enum": ["in", "out"]},
+    peer={**HEX32, "description": "the sender (in), or the first recipient (out)"},
+    text=STR,
+    subject=_NULLABLE_STR,
+    ts={**INT, "description": "the sender's time stamp (Unix ms)"},
+    state={
+        **_STATE,
+        "description": "in: received or read; out: the least advanced recipient's state",
+    },
+    recipients={
+        "type": "array",
+        "description": "out: one per recipient; in: empty",
+        "items": obj(
+            ("peer", "id", "state", "error"),
+            peer=HEX32,
+            id=HEX32,
+            state=_STATE,
+            error=_NULLABLE_STR,
+        ),
+    },
+    attachments={
+        "type": "array",
+        "items": obj(("index", "name", "type", "size"), index=INT, name=STR, type=STR, size=INT),
+    },
+)
+
+
+def _add_message_routes(table: RouteTable) -> None:
+    p = PREFIX
+    table.add(
+        "GET",
+        f"{p}/messages",
+        _list_threads,
+        access=Permission.MESSAGE,
+        api=True,
+        summary="Conversations with other organisations, newest first, and the unread count",
+        parameters=(
+            _query(
+                "before_ts",
+                _QUERY_INT,
+                "conversations whose newest message is older (the last_ts of the page's last)",
+            ),
+            _query(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": 200},
+                "conversations per page (at most 200, default 50)",
+            ),
+        ),
+        response=obj(("unread", "threads"), unread=INT, threads={"type": "array", "items": THREAD}),
+        tags=("messages",),
+    )
+    table.add(
+        "GET",
+        f"{p}/messages/{{thread}}",
+        _get_thread,
+        access=Permission.MESSAGE,
+        api=True,
+        summary="One conversation, oldest first; marks its incoming messages read",
+        parameters=(_THREAD_PARAM,),
+        response=obj(("messages",), messages={"type": "array", "items": MESSAGE}),
+        tags=("messages",),
+    )
+    table.add(
+        "POST",
+        f"{p}/messages",
+        _send_message,
+        access=Permission.MESSAGE,
+        api=True,
+        summary="Send a text to peers (a new conversation, or a reply with thread); queued",
+        request=_NEW_MESSAGE,
+        status=201,
+        response=obj(
+            ("ids",),
+            ids={
+                "type": "array",
+                "items": HEX32,
+                "description": "the message ids, one per recipient in the order of to "
+                "(a repeated recipient is sent to once)",
+            },
+        ),
+        tags=("messages",),
     )

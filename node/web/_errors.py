@@ -15,6 +15,7 @@ from aiohttp import web
 
 import protocol
 from node.accounts import AccountError, AccountErrorCode
+from node.federation import FederationError, FederationErrorCode, MessageError
 from node.profile import ProfileError
 from node.storage import StorageError
 
@@ -32,6 +33,13 @@ _ACCOUNT_STATUS: Final = {
     AccountErrorCode.EXPIRED: 401,
     AccountErrorCode.CSRF: 403,
     AccountErrorCode.INVALID: 422,
+}
+
+#: Federation refusals; any code not listed is a conflict with the current state (409).
+_FEDERATION_STATUS: Final = {
+    FederationErrorCode.UNKNOWN_PEER: 404,
+    FederationErrorCode.BAD_REASON: 422,
+    FederationErrorCode.SELF: 422,
 }
 
 #: Codes for plain HTTP failures (no service error behind them).
@@ -82,7 +90,12 @@ def error_of(error: Exception) -> tuple[int, dict[str, Any]] | None:
         if error.problem is not None:
             extra["problem"] = error.problem.value
         return _ACCOUNT_STATUS[error.code], error_body(error.code.value, error.message, **extra)
+    if isinstance(error, FederationError):
+        status = _FEDERATION_STATUS.get(error.code, 409)
+        return status, error_body(error.code.value, error.message)
     if isinstance(error, ProfileError):
+        return 422, error_body(error.code.value, error.message)
+    if isinstance(error, MessageError):  # nothing was stored; the code says why
         return 422, error_body(error.code.value, error.message)
     if isinstance(error, StorageError):
         return 503, error_body("UNAVAILABLE", "the node's database is unavailable; try again")

@@ -13,6 +13,8 @@ network (its firewall and routes stay untouched, and its bridged-traffic filters
 apply). Each host namespace has ``lo`` and ``eth0`` up, multicast on, and a route for
 224.0.0.0/4 on ``eth0`` (mDNS, RFC 6762). :meth:`Lan.run_in` starts a process inside a
 host (``ip netns exec``); :meth:`NetnsProcess.wait_for_line` waits for its output.
+:meth:`Lan.run_logged` starts a long-running one (a node) whose output goes to a log
+file instead, and :meth:`Lan.run_to_end` runs a short command inside a host to its end.
 
 Everything is torn down on exit, even when the test or the set-up fails part way:
 processes first (SIGTERM, then SIGKILL), then the namespaces, which takes their veth
@@ -48,6 +50,7 @@ __all__ = [
     "PREFIX",
     "Host",
     "Lan",
+    "LoggedProcess",
     "NetnsError",
     "NetnsProcess",
     "NetnsUnavailable",
@@ -207,6 +210,87 @@ class NetnsProcess(subprocess.Popen[str]):
         return self.returncode
 
 
+class LoggedProcess(subprocess.Popen[bytes]):
+    """A process in a namespace whose stdout and stderr go to a log file: a process that
+    runs for long and talks much (a node) never blocks on a full pipe, and its log is
+    still there to read after it exits. :meth:`wait_for_text` polls the file.
+    """
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        log: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: str | Path | None = None,
+    ) -> None:
+        self.log = log
+        self._start = log.stat().st_size if log.exists() else 0  # the log may be shared
+        self._cursor = self._start
+        with log.open("ab") as out:
+            super().__init__(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=cwd,
+            )
+
+    @property
+    def output(self) -> str:
+        """What this process has written to the log so far."""
+        with self.log.open("rb") as log:
+            log.seek(self._start)
+            return log.read().decode("utf-8", "replace")
+
+    def wait_for_text(self, match: Matcher, timeout: float) -> str:
+        """The next complete line of output (after the one this last returned) that
+        ``match`` matches: a substring, a regular expression (``search``) or a predicate.
+
+        Raises:
+            NetnsError: no such line within ``timeout`` seconds, or the process exited
+                first; the message holds the end of its output.
+        """
+        test = _matcher(match)
+        deadline = time.monotonic() + timeout
+        while True:
+            exited = self.poll() is not None  # before reading: its last lines are in
+            with self.log.open("rb") as log:
+                log.seek(self._cursor)
+                chunk = log.read()
+            end = chunk.rfind(b"\n") + 1
+            for raw in chunk[:end].splitlines(keepends=True):
+                self._cursor += len(raw)
+                line = raw.decode("utf-8", "replace").rstrip("\n")
+                if test(line):
+                    return line
+            if exited or time.monotonic() >= deadline:
+                why = (
+                    f"exited ({self.returncode})"
+                    if exited
+                    else f"printed nothing matching in {timeout} s"
+                )
+                tail = "\n".join(self.output.splitlines()[-40:])
+                raise NetnsError(f"{self.args!r} {why}; output:\n{tail}")
+            time.sleep(0.05)
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> int:
+        """End the process: SIGTERM, then SIGKILL after ``timeout``. Idempotent.
+
+        Returns:
+            Its exit status (negative: killed by that signal).
+        """
+        if self.poll() is None:
+            self.send_signal(signal.SIGTERM)
+            try:
+                self.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                self.wait()
+        return self.returncode
+
+
 def _matcher(match: Matcher) -> Callable[[str], bool]:
     if isinstance(match, str):
         return lambda line: match in line
@@ -225,7 +309,7 @@ class Lan:
         self.hosts: tuple[Host, ...] = ()
         self._ip = ip
         self._namespaces: list[str] = []
-        self._processes: list[NetnsProcess] = []
+        self._processes: list[NetnsProcess | LoggedProcess] = []
 
     @classmethod
     def create(cls, hosts: int) -> Lan:
@@ -321,15 +405,63 @@ class Lan:
         Returns:
             The process; it is stopped when the LAN closes if not before.
         """
+        process = NetnsProcess(self._exec(host, argv), env=_environment(env), cwd=cwd, stdin=stdin)
+        self._processes.append(process)
+        return process
+
+    def run_logged(
+        self,
+        host: Host | str,
+        argv: Sequence[str],
+        *,
+        log: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: str | Path | None = None,
+    ) -> LoggedProcess:
+        """Start ``argv`` inside ``host`` like :meth:`run_in`, with its stdout and stderr
+        appended to the file ``log``.
+
+        Returns:
+            The process; it is stopped when the LAN closes if not before.
+        """
+        process = LoggedProcess(self._exec(host, argv), log=log, env=_environment(env), cwd=cwd)
+        self._processes.append(process)
+        return process
+
+    def run_to_end(
+        self,
+        host: Host | str,
+        argv: Sequence[str],
+        *,
+        timeout: float,
+        env: Mapping[str, str] | None = None,
+        cwd: str | Path | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``argv`` inside ``host`` to its end and return its exit status and output
+        (stdout and stderr apart); killed after ``timeout`` seconds.
+
+        Raises:
+            NetnsError: it did not end within ``timeout``.
+        """
+        try:
+            return subprocess.run(
+                self._exec(host, argv),
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                env=_environment(env),
+                cwd=cwd,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise NetnsError(f"{list(argv)!r} did not end in {timeout} s") from None
+
+    def _exec(self, host: Host | str, argv: Sequence[str]) -> list[str]:
         namespace = host.namespace if isinstance(host, Host) else host
         if namespace not in self._namespaces:
             raise ValueError(f"{namespace} is not a namespace of this LAN")
-        environment = dict(os.environ) | dict(env or {})
-        process = NetnsProcess(
-            [self._ip, "netns", "exec", namespace, *argv], env=environment, cwd=cwd, stdin=stdin
-        )
-        self._processes.append(process)
-        return process
+        return [self._ip, "netns", "exec", namespace, *argv]
 
     def close(self) -> None:
         """Stop every process started here, then delete every namespace made here.
@@ -385,6 +517,10 @@ def lan_or_skip(hosts: int) -> Iterator[Lan]:
         yield made
     finally:
         made.close()
+
+
+def _environment(env: Mapping[str, str] | None) -> dict[str, str]:
+    return dict(os.environ) | dict(env or {})
 
 
 def _ip(ip: str, *args: str) -> None:

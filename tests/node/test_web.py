@@ -18,9 +18,11 @@ from openapi_spec_validator import validate
 import protocol
 from node.accounts import PERMISSIONS, Permission, Role
 from node.daemon import FIRST_PASSWORD_FILE
+from node.federation import CONTENT_TYPE
 from node.logs import JsonFormatter
 from node.web import PRE_SESSION_COOKIE, PUBLIC, SESSION_COOKIE, SIGNED_IN, Route
 from node.web._pipeline import ROUTES
+from node.web._routes import PEER
 from node.web._schema import check
 
 from .conftest import _drop_postgres_database, _postgres_database
@@ -29,6 +31,9 @@ from .web_helpers import PASSWORD, WebNode, csrf_field, web_node
 A, C, W, R = Role.ADMIN, Role.COORDINATOR, Role.CASE_WORKER, Role.AUDITOR
 EVERYONE = "public"
 ANY_STAFF = "signed_in"
+#: Node-to-node routes: sessions are ignored; the handler checks the request's
+#: signature and the signer's peer state (``node/web/_federation.py``).
+PEER_SIGNED = "peer"
 
 #: Who may call each route: the policy, written out by hand so that a route declared
 #: with the wrong permission (or added without a decision) fails here.
@@ -65,6 +70,33 @@ EXPECTED: dict[tuple[str, str], str | frozenset[Role]] = {
     ("GET", "/audit"): frozenset({A, R}),
     ("GET", "/settings"): frozenset({A}),
     ("POST", "/settings"): frozenset({A}),
+    ("GET", "/api/v1/peers"): frozenset({A}),
+    ("POST", "/api/v1/peers/{id}/approve"): frozenset({A}),
+    ("POST", "/api/v1/peers/{id}/block"): frozenset({A}),
+    ("POST", "/api/v1/peers/{id}/unblock"): frozenset({A}),
+    ("GET", "/api/v1/blocklist"): frozenset({A}),
+    ("POST", "/api/v1/invites"): frozenset({A}),
+    ("GET", "/api/v1/messages"): frozenset({C}),
+    ("POST", "/api/v1/messages"): frozenset({C}),
+    ("GET", "/api/v1/messages/{thread}"): frozenset({C}),
+    ("GET", "/peers"): frozenset({A}),
+    ("POST", "/peers/invites"): frozenset({A}),
+    ("POST", "/peers/block"): frozenset({A}),
+    ("GET", "/peers/blocklist.csv"): frozenset({A}),
+    ("POST", "/peers/blocklist"): frozenset({A}),
+    ("POST", "/peers/{id}/{action}"): frozenset({A}),
+    ("GET", "/messages"): frozenset({C}),
+    ("POST", "/messages"): frozenset({C}),
+    ("GET", "/messages/new"): frozenset({C}),
+    ("GET", "/messages/events"): frozenset({C}),
+    ("GET", "/messages/{thread}"): frozenset({C}),
+    ("GET", "/messages/{thread}/attachments/{message}/{index}"): frozenset({C}),
+    ("POST", "/fed/v1/hello"): PEER_SIGNED,
+    ("GET", "/fed/v1/heads"): PEER_SIGNED,
+    ("GET", "/fed/v1/feeds/{author}"): PEER_SIGNED,
+    ("GET", "/fed/v1/forks"): PEER_SIGNED,
+    ("POST", "/fed/v1/notify"): PEER_SIGNED,
+    ("POST", "/fed/v1/messages"): PEER_SIGNED,
 }
 
 
@@ -79,6 +111,8 @@ def _declared(route: Route) -> str | frozenset[Role]:
         return EVERYONE
     if route.access is SIGNED_IN:
         return ANY_STAFF
+    if route.access is PEER:
+        return PEER_SIGNED
     assert isinstance(route.access, Permission)
     return PERMISSIONS[route.access]
 
@@ -99,7 +133,15 @@ async def test_every_route_has_the_expected_access_rule(web: WebNode) -> None:
 
 
 def _concrete(path: str, target_id: int) -> str:
-    return path.replace("{id}", str(target_id)).replace("{action}", "role").replace("{code}", "en")
+    return (
+        path.replace("{id}", str(target_id))
+        .replace("{action}", "role")
+        .replace("{code}", "en")
+        .replace("{author}", "00" * 32)
+        .replace("{thread}", "00" * 32)
+        .replace("{message}", "00" * 32)
+        .replace("{index}", "0")
+    )
 
 
 def _body_for(method: str, path: str) -> dict[str, Any]:
@@ -171,15 +213,24 @@ async def test_every_route_for_every_role(web_any: WebNode) -> None:
             response = await web.request(
                 route.method, path, staff, **_body_for(route.method, route.path)
             )
-            denied = await _denied(response, route.api)
             rule = EXPECTED[(route.method, route.path)]
+            where = f"{route.method} {path} as {who}"
+            if rule == PEER_SIGNED:
+                # A session neither helps nor hurts: an unsigned request to a node of
+                # no federation gets the same msgpack refusal, signed in or not.
+                assert response.status == 403, f"{where}: {response.status}"
+                assert response.content_type == CONTENT_TYPE, where
+                body = protocol.decode(await response.read())
+                assert body["error"]["code"] == "STANDALONE", where
+                assert "X-Watan-Error" not in response.headers, where
+                continue
+            denied = await _denied(response, route.api)
             if rule == EVERYONE:
                 allowed = True
             elif rule == ANY_STAFF:
                 allowed = who is not None
             else:
                 allowed = who in rule
-            where = f"{route.method} {path} as {who}"
             if allowed:
                 assert denied is None, f"{where}: refused ({response.status} {denied})"
                 assert response.status < 500, f"{where}: {response.status}"
@@ -517,9 +568,12 @@ async def test_api_responses_match_their_documented_schemas(web: WebNode) -> Non
     target = web.staff[W].account.id
     for path, item in document["paths"].items():
         for method, operation in item.items():
-            if method != "get":
-                continue
-            response = await web.request("GET", path.replace("{id}", str(target)), admin)
+            if method != "get" or "{thread}" in path:
+                continue  # a conversation needs a peer: tests/node/test_messages_api.py
+            rule = EXPECTED[("GET", path)]
+            # the admin, or the first role the route allows (messages: coordinators)
+            who = next(r for r in (A, C, W, R) if not isinstance(rule, frozenset) or r in rule)
+            response = await web.request("GET", path.replace("{id}", str(target)), web.staff[who])
             ((status, spec),) = [
                 (s, v) for s, v in operation["responses"].items() if s.startswith("2")
             ]
@@ -675,3 +729,108 @@ async def test_a_form_that_is_not_utf8_is_a_400(web: WebNode) -> None:
         )
         assert response.status == 400
         assert response.headers["X-Watan-Error"] == "BAD_REQUEST"
+
+
+# -- peers, the blocklist and invites ----------------------------------------------------
+
+
+async def test_peer_api_approve_block_unblock(web: WebNode) -> None:
+    admin = web.staff[A]
+    document = await (await web.request("GET", "/api/v1/openapi.json")).json()
+
+    def schema(path: str, method: str = "post") -> dict[str, Any]:
+        responses = document["paths"][path][method]["responses"]
+        ((spec,),) = [[v for s, v in responses.items() if s.startswith("2")]]
+        return spec["content"]["application/json"]["schema"]  # type: ignore[no-any-return]
+
+    other = secrets.token_bytes(32).hex()
+    base = f"/api/v1/peers/{other}"
+
+    async def call(action: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        response = await web.request("POST", f"{base}/{action}", admin, json=body)
+        return response.status, await response.json()
+
+    assert await call("approve", {}) == (
+        422,
+        {
+            "error": {
+                "code": "FINGERPRINT_NOT_CONFIRMED",
+                "message": "compare the fingerprint with the other admin, then send "
+                "fingerprint_confirmed: true",
+            }
+        },
+    )
+    status, body = await call("approve", {"fingerprint_confirmed": True, "reason": None})
+    assert status == 200
+    check(schema("/api/v1/peers/{id}/approve"), body)
+    assert body["peer"]["state"] == "approved" and body["peer"]["source"] == "manual"
+    assert body["peer"]["fingerprint"] == protocol.fingerprint(bytes.fromhex(other))
+    status, body = await call("block", {"reason": " "})
+    assert (status, body["error"]["code"]) == (422, "BAD_REASON")
+    status, body = await call("block", {"reason": "sent forged entries"})
+    assert status == 200 and body["peer"]["state"] == "blocked"
+    status, body = await call("approve", {"fingerprint_confirmed": True})
+    assert (status, body["error"]["code"]) == (409, "CONFLICT")
+    blocklist = await (await web.request("GET", "/api/v1/blocklist", admin)).json()
+    check(schema("/api/v1/blocklist", "get"), blocklist)
+    assert blocklist["blocks"] == [
+        {"author": other, "reason": "sent forged entries", "created_ms": web.clock.now_ms()}
+    ]
+    status, body = await call("unblock", {})
+    assert status == 200 and body["peer"]["state"] == "proposed"
+    status, body = await call("unblock", {})
+    assert (status, body["error"]["code"]) == (409, "CONFLICT")
+    listed = await (await web.request("GET", "/api/v1/peers", admin)).json()
+    check(schema("/api/v1/peers", "get"), listed)
+    assert [(p["node_id"], p["state"], p["lag"]) for p in listed["peers"]] == [
+        (other, "proposed", {})
+    ]
+    # an author that is no peer leaves the blocklist through the same call
+    stranger = secrets.token_bytes(32)
+    await web.node.federation.peers.block_author(stranger, reason="spam", actor=None)
+    response = await web.request("POST", f"/api/v1/peers/{stranger.hex()}/unblock", admin, json={})
+    assert (response.status, await response.json()) == (200, {"peer": None})
+    # refusals with their codes
+    own = web.node.identity.node_id.hex()
+    for path, body, status, code in (
+        (f"/api/v1/peers/{own}/block", {"reason": "x"}, 422, "SELF"),
+        ("/api/v1/peers/xyz/approve", {"fingerprint_confirmed": True}, 404, "UNKNOWN_PEER"),
+        (f"{base}/approve", {"fingerprint_confirmed": "yes"}, 422, "INVALID"),
+        (f"{base}/block", {"reason": "x" * 501}, 422, "INVALID"),
+    ):
+        response = await web.request("POST", path, admin, json=body)
+        assert response.status == status, path
+        assert (await response.json())["error"]["code"] == code, path
+    actions = [r.action for r in await web.node.audit.query(limit=20)]
+    assert {"peer.approve", "peer.block", "peer.unblock", "blocklist.remove"} <= set(actions)
+
+
+async def test_invites_over_the_api(web: WebNode, tmp_path: Path) -> None:
+    # a standalone node has nothing to invite into
+    response = await web.request(
+        "POST", "/api/v1/invites", web.staff[A], json={"url": "http://10.0.0.5:8470"}
+    )
+    assert response.status == 409
+    assert (await response.json())["error"]["code"] == "STANDALONE"
+    from tests.admin_ui.test_peers import fed_web
+
+    async with fed_web(tmp_path / "fed") as (fed, nodes):
+        admin = fed.staff[A]
+        for bad in ({"url": "http://x", "ttl_hours": 0}, {"url": "http://x", "ttl_hours": 721}):
+            response = await fed.request("POST", "/api/v1/invites", admin, json=bad)
+            assert response.status == 422
+        response = await fed.request(
+            "POST", "/api/v1/invites", admin, json={"url": "not a url", "ttl_hours": 1}
+        )
+        assert response.status == 422  # the protocol's URL rule
+        response = await fed.request(
+            "POST", "/api/v1/invites", admin, json={"url": "http://10.0.0.5:8470", "ttl_hours": 2}
+        )
+        assert response.status == 201
+        body = await response.json()
+        invite = protocol.parse_invite(body["token"])
+        assert invite.url == "http://10.0.0.5:8470/fed/v1" and invite.node == nodes["a"].id
+        assert body["fingerprint"] == protocol.fingerprint(nodes["a"].id)
+        assert body["expires_ms"] == invite.expires == fed.clock.now_ms() + 2 * 3600 * 1000
+        summary = await (await fed.request("GET", "/api/v1/node", admin)).json()
+        assert summary["federation_name"] == "Test hub" and summary["restore_guard"] is False
