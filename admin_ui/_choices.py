@@ -75,6 +75,7 @@ ACTIONS: Final = {
     "peer.block": N_("Peer blocked"),
     "peer.unblock": N_("Peer unblocked"),
     "invite.create": N_("Invite created"),
+    "invite.accepted": N_("Invite used by a node (awaiting approval)"),
     "blocklist.import": N_("Blocklist imported"),
     "blocklist.remove": N_("Author removed from the blocklist"),
     "feed.confirm_head": N_("Own feed head confirmed by an administrator after a restore"),

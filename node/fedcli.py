@@ -257,6 +257,7 @@ async def _invite_accept(args: argparse.Namespace) -> int:
         raise NodeError("this invite has expired; ask for a new one")
     lock = NodeLock(args.data)
     lock.acquire(what="joining a federation")
+    node_id = b""
     try:
         async with _opened(args.data) as node:
             config = load_config(args.data)
@@ -298,6 +299,7 @@ async def _invite_accept(args: argparse.Namespace) -> int:
                 ) from None
             finally:
                 await client.close()
+            node_id = node.identity.node_id
             if type(answer) is not dict or answer.get("node") != invite.node:
                 raise NodeError("the inviter answered for another node; not approved")
             peers = PeerStore(
@@ -320,6 +322,10 @@ async def _invite_accept(args: argparse.Namespace) -> int:
         lock.release()
     print(f"joined federation {invite.genesis.name!r} ({invite.genesis.net.hex()})")
     print(f"approved peer {expected}; start the node with 'watan up' to replicate")
+    print(
+        "the inviting admin must now approve this node after comparing its fingerprint: "
+        f"{protocol.fingerprint(node_id)}"
+    )
     return 0
 
 

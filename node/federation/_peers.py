@@ -433,7 +433,11 @@ class PeerStore:
         )
 
     async def spend_invite(self, secret: bytes, *, node_id: bytes, url: str | None) -> Peer:
-        """Spend a one-time invite secret and approve the node presenting it.
+        """Spend a one-time invite secret and propose the node presenting it.
+
+        The node is *proposed*, not approved: the token may have been intercepted on
+        its way, so our admin approves it after comparing its fingerprint with the
+        one the joining admin reads out (nothing is trusted automatically).
 
         Raises:
             FederationError: BAD_INVITE, INVITE_USED, INVITE_EXPIRED, PEER_BLOCKED.
@@ -466,7 +470,21 @@ class PeerStore:
             .where(invites.c.secret_hash == digest)
             .values(used_ms=now_ms, used_by=node_id)
         )
-        return self._set_state_txn(conn, node_id, "approved", None, None, url, "invite", now_ms)
+        if old is not None:
+            return _propose_txn(conn, node_id, url, "invite", now_ms, self._audit)
+        self._audit.lock_txn(conn)
+        conn.execute(peers.insert().values(_new_row(node_id, url, "invite", now_ms)))
+        self._audit.record_txn(
+            conn,
+            None,
+            "invite.accepted",
+            f"peer:{node_id.hex()}",
+            {"fingerprint": protocol.fingerprint(node_id)},
+            now_ms=now_ms,
+        )
+        peer = _get_txn(conn, node_id)
+        assert peer is not None
+        return peer
 
 
 def parse_blocklist(text: str) -> list[tuple[bytes, str]]:

@@ -9,6 +9,7 @@ import base64
 import hashlib
 import io
 import itertools
+import time
 from pathlib import Path
 
 import aiohttp
@@ -514,3 +515,60 @@ async def test_key_rotations_are_honoured_when_replicating_a_vouched_feed(
         with pytest.raises(protocol.RemoteProtocolError) as error:
             await b.node.feeds.ingest(stale.wire, net=net, now_ms=now)
         assert error.value.code is protocol.ErrorCode.BAD_SIGNATURE
+
+
+async def test_an_invite_joins_a_standalone_node_and_the_inviter_admin_approves_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from node import fedcli
+    from node.config import load_config
+    from node.daemon import NodeError
+    from node.federation import make_invite
+
+    from .fed_helpers import _open
+
+    # the CLI reads the wall clock: the inviter's clock must agree with it
+    wall = FakeClock(time.time_ns() // 1_000_000)
+    async with federation(tmp_path, ["a"], clock=wall) as nodes:
+        a = nodes["a"]
+        clock = a.node.federation.clock
+        assert isinstance(clock, FakeClock)
+        joiner_dir = tmp_path / "j"
+        joiner = await _open(joiner_dir, clock, "j", None)
+        joiner_id = joiner.identity.node_id
+        await joiner.close()
+        invite = await make_invite(
+            a.node.config,
+            a.node.federation.peers,
+            identity=a.node.identity,
+            url=a.url,
+            clock=clock,
+            random_bytes=lambda n: bytes(range(n)),
+        )
+
+        def accept(fingerprint: str) -> argparse.Namespace:
+            return argparse.Namespace(
+                command="invite",
+                invite_command="accept",
+                data=joiner_dir,
+                token=invite.to_token(),
+                fingerprint=fingerprint,
+                url="http://127.0.0.1:9/fed/v1",
+            )
+
+        # a wrong fingerprint changes nothing
+        with pytest.raises(NodeError, match="fingerprint mismatch"):
+            await fedcli.run(accept("00000 00000 00000 00000 00000 00000"))
+        assert load_config(joiner_dir).standalone
+        await fedcli.run(accept(protocol.fingerprint(a.id)))
+        assert "must now approve this node" in capsys.readouterr().out
+        config = load_config(joiner_dir)
+        assert not config.standalone and config.net == a.node.config.net
+        # the inviter holds the joiner as proposed, awaiting its admin
+        peer = await a.node.federation.peers.get(joiner_id)
+        assert peer is not None and (peer.state, peer.source) == ("proposed", "invite")
+        # the secret is spent: a second use is refused
+        with pytest.raises(FederationError):
+            await a.node.federation.peers.spend_invite(invite.secret, node_id=bytes(32), url=None)

@@ -146,6 +146,11 @@ def _invite(inviter: Proc, joiner: Proc) -> None:
         "--url",
         joiner.url,
     )
+    # the inviting admin approves the joiner after comparing its fingerprint
+    joiner_id = json.loads(_run("status", "--data", str(joiner.data), "--json"))["node_id"]
+    peers = json.loads(_run("peers", "--data", str(inviter.data), "--json"))
+    assert [p["state"] for p in peers if p["node_id"] == joiner_id] == ["proposed"]
+    _run("peers", "approve", joiner_id, "--data", str(inviter.data))
 
 
 NEW_PASSWORD = "a long new admin password 1"
