@@ -572,3 +572,69 @@ async def test_an_invite_joins_a_standalone_node_and_the_inviter_admin_approves_
         # the secret is spent: a second use is refused
         with pytest.raises(FederationError):
             await a.node.federation.peers.spend_invite(invite.secret, node_id=bytes(32), url=None)
+
+
+@pytest.mark.parametrize("fault", ["wrong_prev", "seq_gap", "wrong_net", "bad_signature"])
+async def test_a_hostile_peer_serving_bad_entries_is_refused_counted_and_others_served(
+    tmp_path: Path, fault: str
+) -> None:
+    async with federation(tmp_path, ["a", "b", "c"]) as nodes:
+        a, b, c = nodes["a"], nodes["b"], nodes["c"]
+        clock = a.node.federation.clock
+        assert isinstance(clock, FakeClock)
+        await link(a, b)
+        await link(b, c)
+        await converge([a, b, c])
+        head = await a.node.feeds.head(a.id)
+        assert head is not None
+        key, net = a.node.identity.signing_key, a.node.config.net
+        fields = {
+            "key": key,
+            "net": net,
+            "seq": head.seq + 1,
+            "prev": head.id,
+            "ts": clock.now_ms(),
+            "content": {"n": 1},
+            "kind": NOTE_KIND,
+        }
+        if fault == "wrong_prev":
+            fields["prev"] = bytes(32)
+        elif fault == "seq_gap":
+            fields["seq"] = head.seq + 2
+        elif fault == "wrong_net":
+            fields["net"] = bytes(32)
+        bad = protocol.create_entry(**fields).wire  # type: ignore[arg-type]
+        if fault == "bad_signature":
+            bad = bad[:-1] + bytes([bad[-1] ^ 1])
+        # a turns hostile: it announces one more entry and serves the bad one
+        real_heads, real_range = a.node.feeds.heads, a.node.feeds.range
+
+        async def heads() -> dict[bytes, tuple[int, bytes]]:
+            held = await real_heads()
+            held[a.id] = (head.seq + (2 if fault == "seq_gap" else 1), bytes(32))
+            return held
+
+        async def served(author: bytes, after_seq: int, limit: int) -> list[bytes]:
+            return [bad] if author == a.id else await real_range(author, after_seq, limit)
+
+        a.node.feeds.heads = heads  # type: ignore[method-assign]
+        a.node.feeds.range = served  # type: ignore[method-assign]
+        before = await b.node.feeds.count()
+        await b.sync()
+        assert await b.node.feeds.count() == before  # nothing stored
+        assert await b.seq_of(a) == head.seq
+        peer = await b.node.federation.peers.get(a.id)
+        assert peer is not None
+        state = b.node.federation.replicator.state(a.id)
+        if fault == "seq_gap":
+            assert peer.rejected == 0  # a gap is not invalid: the missing entries come later
+        else:
+            expected = {"wrong_prev": "BAD_PREV", "wrong_net": "WRONG_NET"}.get(
+                fault, "BAD_SIGNATURE"
+            )
+            assert peer.rejected == 1 and state.rejected == {expected: 1}
+        # b still serves and syncs its other peer
+        await c.append_notes(2, clock)
+        assert await b.sync() == [True, True]
+        assert await b.seq_of(c) == await c.seq_of(c)
+        assert await c.sync() == [True]
