@@ -26,6 +26,7 @@ from node.federation import (
     Peer,
     make_invite,
 )
+from node.storage import stored_content
 from node.web import Services, current_account, node_summary, services
 
 from ._choices import ERRORS
@@ -110,11 +111,8 @@ def _profile_name(wire: bytes | None, locale: Locale) -> str | None:
     if wire is None:
         return None
     try:
-        payload, _sig = protocol.decode(bytes(wire), max_size=protocol.MAX_ENTRY_BYTES)
-        content = protocol.decode(payload, max_size=protocol.MAX_ENTRY_BYTES)["content"]
-    except (protocol.ProtocolError, KeyError, TypeError):
-        return None
-    if type(content) is not dict:
+        content = stored_content(wire)
+    except protocol.ProtocolError:
         return None
     order = ("name_ar", "name_en") if locale.code == "ar" else ("name_en", "name_ar")
     for key in order:
@@ -142,22 +140,6 @@ class _Names:
         """The name if known, else the fingerprint (in the locale's digits)."""
         name = await self.of(author)
         return name or self._locale.digits(protocol.fingerprint(author))
-
-
-async def _lags(fed: FederationService) -> dict[bytes, dict[bytes, int]]:
-    """Per peer the replicator asked: author -> how far behind it we are, for authors
-    in our replication scope (the others we never pull, so they would look behind
-    for ever)."""
-    ours = await fed.feeds.heads()
-    scope = await fed.peers.replicated_authors()
-    out: dict[bytes, dict[bytes, int]] = {}
-    for node_id, state in fed.replicator.snapshot().items():
-        out[node_id] = {
-            author: seq - ours.get(author, (0, b""))[0]
-            for author, seq in state.heads.items()
-            if author in scope and seq > ours.get(author, (0, b""))[0]
-        }
-    return out
 
 
 async def _peer_view(
@@ -239,7 +221,7 @@ async def peers_page(
         return _unavailable(request)
     locale = locale_of(request)
     names = _Names(fed, locale)
-    lags = await _lags(fed)
+    lags = await fed.lags()
     peers = [
         await _peer_view(peer, fed, names, lags.get(peer.node_id, {}))
         for peer in await fed.peers.all()

@@ -41,7 +41,13 @@ from node.config import (
     standalone_net,
     write_config,
 )
-from node.federation import FederationError, FederationService, MessageService, NodeLock
+from node.federation import (
+    FederationError,
+    FederationService,
+    MessageService,
+    NodeLock,
+    read_peers,
+)
 from node.federation._delivery import PeerTransport
 from node.federation._discovery import Advert, Discovery, DiscoveryError
 from node.identity import Identity, IdentityError, load_or_create_identity
@@ -400,12 +406,12 @@ async def node_status(data_dir: Path) -> dict[str, Any]:
     try:
         feeds = FeedStore(db, own=config.node_id)
         heads = await feeds.heads()
+        peers = await _status_peers(db)
     except StorageError as error:
         raise NodeError(error.message) from None
     finally:
         await db.close()
     own = heads.get(config.node_id)
-    peers = await _peers_of(db_url=_database_url(data_dir, config.database_url))
     return {
         "node_id": config.node_id.hex(),
         "fingerprint": protocol.fingerprint(config.node_id),
@@ -417,28 +423,15 @@ async def node_status(data_dir: Path) -> dict[str, Any]:
     }
 
 
-async def _peers_of(*, db_url: str) -> list[dict[str, Any]]:
-    from node.storage._schema import peers as peers_table
-
-    db = Database.from_url(db_url)
+async def _status_peers(db: Database) -> list[dict[str, Any]]:
     try:
-        rows = await db.read(
-            lambda conn: list(conn.execute(peers_table.select().order_by(peers_table.c.created_ms)))
-        )
+        known = await read_peers(db)
     except StorageError:
         return []  # an older schema without peers
-    finally:
-        await db.close()
+    keys = ("node_id", "fingerprint", "state", "url", "last_seen_ms", "last_error")
     return [
-        {
-            "node_id": bytes(row.node_id).hex(),
-            "fingerprint": protocol.fingerprint(bytes(row.node_id)),
-            "state": row.state,
-            "url": row.url,
-            "last_seen_ms": row.last_seen_ms,
-            "last_error": row.last_error,
-        }
-        for row in rows
+        {key: peer.to_json()[key] for key in keys}
+        for peer in sorted(known, key=lambda peer: peer.created_ms)
     ]
 
 

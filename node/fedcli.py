@@ -281,7 +281,7 @@ async def _invite_accept(args: argparse.Namespace) -> int:
                 node.identity,
                 clock=clock,
                 random_bytes=secrets.token_bytes,
-                key_of=_own_key_of(node.feeds),
+                key_of=node.feeds.current_key,
             )
             try:
                 answer = await client.call(
@@ -327,14 +327,6 @@ async def _invite_accept(args: argparse.Namespace) -> int:
         f"{protocol.fingerprint(node_id)}"
     )
     return 0
-
-
-def _own_key_of(feeds: FeedStore) -> Any:
-    async def key_of(node_id: bytes) -> bytes | None:
-        head = await feeds.head(node_id)
-        return head.key if head is not None else node_id
-
-    return key_of
 
 
 async def _peers(args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ from ._peers import (
     PeerStore,
     hex_id,
     parse_blocklist,
+    read_peers,
 )
 from ._runtime import SYNC_INTERVAL_S, FederationService
 from ._service import (
@@ -44,6 +45,7 @@ from ._transport import (
     PeerCallError,
     ReplayCache,
     SignedRequest,
+    new_nonce,
 )
 
 __all__ = [
@@ -86,6 +88,8 @@ __all__ = [
     "hex_id",
     "join",
     "make_invite",
+    "new_nonce",
     "parse_blocklist",
     "parse_heads",
+    "read_peers",
 ]

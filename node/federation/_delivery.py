@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-import protocol
-
 from ._messages import Ack, DeliveryFailed
 from ._runtime import FederationService
 from ._transport import MAX_FED_BODY, PeerCallError
@@ -72,10 +70,3 @@ def _acks(value: Any, batch: list[bytes]) -> list[Ack]:
             raise DeliveryFailed("BAD_RESPONSE", "malformed ack")
         acks.append(Ack(id=item[0], status=item[1], code=item[2]))
     return acks
-
-
-def envelope_id(envelope: bytes, net: bytes) -> bytes | None:
-    try:
-        return protocol.open_envelope(envelope, net=net).id
-    except protocol.ProtocolError:
-        return None

@@ -43,7 +43,7 @@ import protocol
 from node.audit import AuditLog, DetailValue
 from node.clock import Clock
 from node.identity import Identity
-from node.storage import Database, FeedStore
+from node.storage import Database, FeedStore, stored_content
 from node.storage._schema import messages, outbox, relay
 from protocol._kinds import MAX_ATTACHMENTS, MAX_ATTACHMENTS_BYTES
 
@@ -1011,20 +1011,16 @@ def _parse_profile(wire: bytes) -> protocol.Profile | None:
     """The profile in a stored entry (verified when it was stored, as
     ``node.profile`` reads it); None if it does not parse."""
     try:
-        payload, _sig = protocol.decode(wire, max_size=protocol.MAX_ENTRY_BYTES)
-        content = protocol.decode(payload, max_size=protocol.MAX_ENTRY_BYTES)["content"]
-        return protocol.Profile.from_content(content)
-    except (protocol.ProtocolError, TypeError, ValueError, KeyError):
+        return protocol.Profile.from_content(stored_content(wire))
+    except protocol.ProtocolError:
         return None
 
 
 def _rotated_from_node_id(wire: bytes, sender: bytes, *, net: bytes, since_ms: int) -> bool:
     try:
         entry = protocol.verify_entry(wire, net=net, now_ms=None, key=sender, author=sender)
-        payload, _sig = protocol.decode(entry.wire, max_size=protocol.MAX_ENTRY_BYTES)
-        content = protocol.decode(payload, max_size=protocol.MAX_ENTRY_BYTES)["content"]
-        rotation = protocol.KeyRotate.from_content(content)
-    except (protocol.ProtocolError, TypeError, ValueError, KeyError):
+        rotation = protocol.KeyRotate.from_content(stored_content(entry.wire))
+    except protocol.ProtocolError:
         return False  # signed by a later key: the node id was rotated away from earlier
     return rotation.reason != "compromise" and entry.ts >= since_ms
 

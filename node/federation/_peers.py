@@ -19,7 +19,7 @@ import enum
 import hashlib
 import io
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -30,7 +30,7 @@ import protocol
 from node.audit import AuditLog
 from node.clock import Clock
 from node.identity import Identity
-from node.storage import Database, FeedStore
+from node.storage import Database, FeedStore, stored_content
 from node.storage._schema import blocks, entries, invites, peers
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "PeerSource",
     "PeerState",
     "PeerStore",
+    "read_peers",
 ]
 
 PeerState = Literal["proposed", "approved", "blocked"]
@@ -190,7 +191,7 @@ class PeerStore:
         return await self._db.read(_get_txn, node_id)
 
     async def all(self) -> list[Peer]:
-        return await self._db.read(_list_txn)
+        return await read_peers(self._db)
 
     async def approved(self) -> list[Peer]:
         return [peer for peer in await self.all() if peer.state == "approved"]
@@ -542,10 +543,8 @@ def _approved_query() -> Any:
 def _vouch_of(wire: bytes) -> protocol.Vouch | None:
     """The vouch in a stored (hence verified) entry's content, or None."""
     try:
-        payload, _sig = protocol.decode(wire, max_size=protocol.MAX_ENTRY_BYTES)
-        content = protocol.decode(payload, max_size=protocol.MAX_ENTRY_BYTES)["content"]
-        return protocol.Vouch.from_content(content)
-    except (protocol.ProtocolError, TypeError, KeyError, ValueError):
+        return protocol.Vouch.from_content(stored_content(wire))
+    except protocol.ProtocolError:
         return None
 
 
@@ -568,6 +567,11 @@ def _new_row(
 def _get_txn(conn: Connection, node_id: bytes) -> Peer | None:
     row = conn.execute(select(peers).where(peers.c.node_id == node_id)).one_or_none()
     return None if row is None else _peer(row)
+
+
+async def read_peers(db: Database) -> list[Peer]:
+    """Every known peer (for readers without a whole :class:`PeerStore`)."""
+    return await db.read(_list_txn)
 
 
 def _list_txn(conn: Connection) -> list[Peer]:
@@ -659,7 +663,3 @@ def hex_id(text: str) -> bytes:
             "a node id is 64 hexadecimal characters", code=FederationErrorCode.UNKNOWN_PEER
         )
     return bytes.fromhex(text)
-
-
-def ids_hex(ids: Iterable[bytes]) -> list[str]:
-    return sorted(node_id.hex() for node_id in ids)

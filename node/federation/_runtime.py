@@ -16,7 +16,7 @@ from node.audit import AuditLog
 from node.clock import Clock
 from node.config import NodeConfig
 from node.identity import Identity
-from node.storage import Database, FeedStore
+from node.storage import Database, FeedStore, stored_content
 
 from ._peers import PeerStore
 from ._sync import Replicator
@@ -82,9 +82,8 @@ class FederationService:
         return self.config.standalone
 
     async def key_of(self, node_id: bytes) -> bytes | None:
-        """The key ``node_id`` signs with now: its feed's current key, else its id."""
-        head = await self.feeds.head(node_id)
-        return head.key if head is not None else node_id
+        """The key ``node_id`` signs with now (``FeedStore.current_key``)."""
+        return await self.feeds.current_key(node_id)
 
     async def heads_document(self) -> dict[str, Any]:
         """What ``GET /fed/v1/heads`` answers: every feed in our scope we hold."""
@@ -102,9 +101,8 @@ class FederationService:
         if wire is None:
             return None
         try:
-            payload, _sig = protocol.decode(bytes(wire), max_size=protocol.MAX_ENTRY_BYTES)
-            role = protocol.decode(payload, max_size=protocol.MAX_ENTRY_BYTES)["content"]["role"]
-        except (protocol.ProtocolError, KeyError, TypeError):
+            role = stored_content(wire).get("role")
+        except protocol.ProtocolError:
             return None
         return role if role in ("ngo", "observer") else None
 
@@ -128,6 +126,22 @@ class FederationService:
         scheduler.start()
         self._scheduler = scheduler
         await self._tick()
+
+    async def lags(self) -> dict[bytes, dict[bytes, int]]:
+        """For every peer the replicator has asked for its heads: by how many entries
+        we are behind it, per author it holds more of. Only authors in our replication
+        scope count: we never pull the others, so they would look behind for ever."""
+        ours = await self.feeds.heads()
+        scope = await self.peers.replicated_authors()
+        lags: dict[bytes, dict[bytes, int]] = {}
+        for node_id, state in self.replicator.snapshot().items():
+            lag = {}
+            for author, seq in state.heads.items():
+                held = ours.get(author, (0, b""))[0]
+                if author in scope and seq > held:
+                    lag[author] = seq - held
+            lags[node_id] = lag
+        return lags
 
     async def relays_for(self, recipient: bytes) -> list[bytes]:
         """Approved peers that can carry a message to ``recipient``: those that hold

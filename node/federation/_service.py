@@ -26,7 +26,7 @@ from node.audit import AuditLog
 from node.clock import Clock
 from node.config import NodeConfig, write_config
 from node.identity import Identity
-from node.storage import Database, FeedStore
+from node.storage import Database, FeedStore, stored_content
 from node.storage._schema import entries, feeds
 
 from ._peers import FederationError, FederationErrorCode, PeerStore
@@ -100,9 +100,7 @@ def reroot_txn(
     ).scalar_one_or_none()
     if wire is None:
         raise FederationError("the node has no profile yet", code=FederationErrorCode.STANDALONE)
-    payload, _sig = protocol.decode(bytes(wire), max_size=protocol.MAX_ENTRY_BYTES)
-    content = protocol.decode(payload, max_size=protocol.MAX_ENTRY_BYTES)["content"]
-    profile = protocol.Profile.from_content(content)
+    profile = protocol.Profile.from_content(stored_content(wire))
     conn.execute(delete(feeds).where(feeds.c.author == own))
     conn.execute(delete(entries).where(entries.c.author == own))
     key = identity.signing_key

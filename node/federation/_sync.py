@@ -28,7 +28,7 @@ from node.clock import Clock
 from node.storage import MAX_RANGE, FeedStore, StorageError
 
 from ._peers import Peer, PeerStore
-from ._transport import FED_PREFIX, FedClient, PeerCallError
+from ._transport import FedClient, PeerCallError
 
 __all__ = [
     "BACKOFF_BASE_MS",
@@ -170,7 +170,7 @@ class Replicator:
             if state.running or (now_ms < state.next_attempt_ms and not state.wake):
                 continue
             self._spawn(self.sync_peer(peer))
-        await self._notify_if_grown()
+        await self.notify_now()
 
     def seen(self, node_id: bytes) -> None:
         """A peer called us. If we had given up on it for a while, it is back: sync
@@ -393,7 +393,8 @@ class Replicator:
 
     # -- notifying peers ------------------------------------------------------------------
 
-    async def _notify_if_grown(self) -> None:
+    async def notify_now(self) -> None:
+        """Tell approved peers our feed grew since we last told them."""
         head = await self._feeds.head(self._own)
         seq = head.seq if head is not None else 0
         if self._own_seq_notified is None:
@@ -415,10 +416,6 @@ class Replicator:
             if peer.url is not None and peer.node_id != source:
                 self._spawn(self._notify(peer, head))
 
-    async def notify_now(self) -> None:
-        """Tell approved peers our feed grew (call after an append)."""
-        await self._notify_if_grown()
-
     async def _notify(self, peer: Peer, head: protocol.FeedHead) -> None:
         assert peer.url is not None
         body = {"heads": [[head.author, head.seq, head.id, None]]}
@@ -434,7 +431,3 @@ def _entries_of(value: Any) -> list[bytes]:
     if len(wires) > BATCH or any(type(w) is not bytes for w in wires):
         raise protocol.RemoteProtocolError("feed range: bad entries", code=bad)
     return list(wires)
-
-
-#: What the fed API paths are, for documentation.
-PATHS: Final = (f"{FED_PREFIX}/heads", f"{FED_PREFIX}/feeds/{{author}}", f"{FED_PREFIX}/forks")

@@ -32,6 +32,7 @@ __all__ = [
     "PeerCallError",
     "ReplayCache",
     "SignedRequest",
+    "new_nonce",
     "sign_headers",
 ]
 
@@ -61,7 +62,8 @@ class PeerCallError(Exception):
         self.status = status
 
 
-def _nonce(random_bytes: Callable[[int], bytes]) -> str:
+def new_nonce(random_bytes: Callable[[int], bytes]) -> str:
+    """A fresh signature nonce (18 random bytes, base64url: 24 characters)."""
     return base64.urlsafe_b64encode(random_bytes(18)).decode("ascii")
 
 
@@ -233,7 +235,7 @@ class FedClient:
             query="?" + query_text if query_text else "",
             body=data,
             now_s=now_s,
-            nonce=_nonce(self._random),
+            nonce=new_nonce(self._random),
         )
         target = url.rstrip("/") + path + ("?" + query_text if query_text else "")
         signer = expect_signer or peer

@@ -17,6 +17,7 @@ from ._feeds import (
     ForkRecord,
     IngestResult,
     IngestStatus,
+    stored_content,
 )
 
 __all__ = [
@@ -31,4 +32,5 @@ __all__ = [
     "IngestStatus",
     "StorageError",
     "StorageErrorCode",
+    "stored_content",
 ]

@@ -38,6 +38,7 @@ __all__ = [
     "ForkRecord",
     "IngestResult",
     "IngestStatus",
+    "stored_content",
 ]
 
 #: ``node_state`` key set by a restore: the node may have appended entries after the
@@ -284,6 +285,12 @@ class FeedStore:
         """The newest entry we hold of ``author``'s feed, or None."""
         return await self._db.read(_head_txn, author)
 
+    async def current_key(self, author: bytes) -> bytes:
+        """The key ``author`` signs with now: its feed's current key (after any
+        rotation we hold), else the author id itself (SPEC §4.4)."""
+        head = await self.head(author)
+        return head.key if head is not None else author
+
     async def heads(self) -> dict[bytes, tuple[int, bytes]]:
         """Every feed we hold: ``author -> (seq, id)`` (what peers exchange, DESIGN §4)."""
         return await self._db.read(_heads_txn)
@@ -421,6 +428,25 @@ def _ingest_held_seq(
     return IngestResult(status="fork", entry=received)
 
 
+def stored_content(wire: bytes) -> dict[str, Any]:
+    """The content map of an entry this node stored.
+
+    Stored entries were verified on the way in, so decoding them suffices (no second
+    signature check on every read).
+
+    Raises:
+        RemoteProtocolError: the bytes are not an entry (a damaged row).
+    """
+    try:
+        payload, _sig = protocol.decode(bytes(wire), max_size=protocol.MAX_ENTRY_BYTES)
+        content = protocol.decode(payload, max_size=protocol.MAX_ENTRY_BYTES)["content"]
+    except (TypeError, ValueError, KeyError):
+        content = None
+    if type(content) is not dict:
+        raise RemoteProtocolError("not a stored entry", code=ErrorCode.MALFORMED)
+    return content
+
+
 def _key_at(conn: Connection, author: bytes, seq: int) -> bytes:
     """The key that signs entry ``seq`` of a feed: the ``new_key`` of the latest
     ``node.key_rotate/1`` below ``seq``, else the author itself (SPEC §4.4)."""
@@ -435,9 +461,8 @@ def _key_at(conn: Connection, author: bytes, seq: int) -> bytes:
     # Stored entries were verified on the way in, so reading the field suffices; the
     # stored entry at ``seq`` is then verified under the result, which checks it too.
     try:
-        payload, _sig = protocol.decode(bytes(rotation.wire), max_size=protocol.MAX_ENTRY_BYTES)
-        new_key = protocol.decode(payload, max_size=protocol.MAX_ENTRY_BYTES)["content"]["new_key"]
-    except (protocol.ProtocolError, TypeError, ValueError, KeyError):
+        new_key = stored_content(rotation.wire).get("new_key")
+    except protocol.ProtocolError:
         raise _corrupt(author, rotation.seq, "unreadable key rotation") from None
     if type(new_key) is not bytes or len(new_key) != 32:
         raise _corrupt(author, rotation.seq, "key rotation without a 32-byte new_key")

@@ -379,23 +379,6 @@ def _federation(request: web.Request) -> FederationService:
     return fed
 
 
-async def peer_lags(fed: FederationService) -> dict[bytes, dict[bytes, int]]:
-    """For every peer the replicator has asked for its heads: by how many entries we
-    are behind it, per author it holds more of. Only authors in our replication scope
-    count: we never pull the others, so they would look behind for ever."""
-    ours = await fed.feeds.heads()
-    scope = await fed.peers.replicated_authors()
-    lags: dict[bytes, dict[bytes, int]] = {}
-    for node_id, state in fed.replicator.snapshot().items():
-        lag = {}
-        for author, seq in state.heads.items():
-            held = ours.get(author, (0, b""))[0]
-            if author in scope and seq > held:
-                lag[author] = seq - held
-        lags[node_id] = lag
-    return lags
-
-
 def _peer_json(peer: Peer, lag: dict[bytes, int]) -> dict[str, Any]:
     value = peer.to_json()
     value["lag"] = {author.hex(): behind for author, behind in sorted(lag.items())}
@@ -404,7 +387,7 @@ def _peer_json(peer: Peer, lag: dict[bytes, int]) -> dict[str, Any]:
 
 async def _list_peers(request: web.Request) -> web.Response:
     fed = _federation(request)
-    lags = await peer_lags(fed)
+    lags = await fed.lags()
     peers = await fed.peers.all()
     return _json({"peers": [_peer_json(peer, lags.get(peer.node_id, {})) for peer in peers]})
 
@@ -442,7 +425,7 @@ def _peer_action(action: str) -> Any:
             await fed.peers.unblock_author(node_id, actor=actor)  # not a peer: peer is null
         else:
             raise ApiError(409, "CONFLICT", "the node is not blocked")
-        lag = (await peer_lags(fed)).get(node_id, {})
+        lag = (await fed.lags()).get(node_id, {})
         return _json({"peer": None if peer is None else _peer_json(peer, lag)})
 
     handler.__name__ = f"_{action}_peer"

@@ -19,10 +19,8 @@ msgpack ``{"error": {"code", "message"}}``; nothing here renders HTML or JSON.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import re
-import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
@@ -36,6 +34,7 @@ from node.federation import (
     FederationError,
     FederationService,
     SignedRequest,
+    new_nonce,
 )
 from node.storage import MAX_RANGE, StorageError
 
@@ -105,7 +104,7 @@ def _signed(
         keyid=fed.identity.node_id.hex(),
         created=now_s,
         expires=now_s + 120,
-        nonce=_response_nonce(),
+        nonce=new_nonce(services(request).random_bytes),
     )
     headers.update(
         protocol.sign_response(
@@ -123,10 +122,6 @@ def _signed(
         )
     )
     return web.Response(status=status, body=data, headers=headers)
-
-
-def _response_nonce() -> str:
-    return base64.urlsafe_b64encode(secrets.token_bytes(18)).decode("ascii")
 
 
 def _path(request: web.Request) -> str:

@@ -8,7 +8,6 @@ drive sync rounds explicitly (``sync``/``converge``), so nothing sleeps.
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -156,14 +155,6 @@ async def converge(nodes: Sequence[FedNode], *, rounds: int = 10) -> int:
         if before == after:
             return number
     raise AssertionError(f"no convergence after {rounds} rounds")
-
-
-def random_id() -> bytes:
-    return secrets.token_bytes(32)
-
-
-def jsonable(value: Any) -> Any:
-    return value
 
 
 DEAD_URL = "http://127.0.0.1:9/fed/v1"  # the discard port: nothing listens there
