@@ -49,6 +49,13 @@ LABEL org.opencontainers.image.title="watan" \
       org.opencontainers.image.description="Watan federated NGO node" \
       org.opencontainers.image.licenses="AGPL-3.0-or-later"
 
+# libsodium23: the system libsodium that pysodium loads for ristretto255 (pseudonyms,
+# SPEC §13); PyNaCl carries its own copy but does not expose those functions.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libsodium23 \
+ && rm -rf /var/lib/apt/lists/*
+
 # A fixed, non-root uid/gid, so a /data volume (or a host directory) keeps its owner
 # across image upgrades. /data is the node's directory: 0700 like `watan up` makes it.
 RUN groupadd --gid "${WATAN_GID}" watan \

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import protocol._cli
-from node import fedcli
+from node import fedcli, oraclecli
 from node.accounts import FIRST_ADMIN, AccountError, AccountService
 from node.audit import AuditLog
 from node.backup import backup_node, read_passphrase, restore_node
@@ -43,6 +43,7 @@ from node.daemon import (
 )
 from node.logs import FORMATS, configure_logging
 from node.storage import StorageError
+from protocol import oprf
 
 __all__ = ["main"]
 
@@ -124,6 +125,7 @@ def _parser() -> argparse.ArgumentParser:
     upgrade.add_argument("--data", type=Path, required=True, metavar="DIR", help="node directory")
     _backup_parsers(commands)
     fedcli.add_parsers(commands)
+    oraclecli.add_parsers(commands)
     return parser
 
 
@@ -168,6 +170,11 @@ async def _up(args: argparse.Namespace) -> int:
     # Files the node creates (the SQLite database and its WAL) are its user's alone.
     os.umask(0o077)
     configure_logging(args.log_format)
+    if not oprf.available():  # pseudonyms need it; say so now, not at the first household
+        raise NodeError(
+            "the system libsodium (>= 1.0.18, with ristretto255) is missing: "
+            "install it (Debian: apt-get install libsodium23) and start again"
+        )
     org = OrgDetails(
         name_ar=args.org_name_ar,
         name_en=args.org_name_en,
@@ -301,6 +308,8 @@ async def _run(args: argparse.Namespace) -> int:
         return await _recover(args)
     if args.command in fedcli.COMMANDS:
         return await fedcli.run(args)
+    if args.command in oraclecli.COMMANDS:
+        return await oraclecli.run(args)
     if args.command == "status":
         status = await node_status(args.data)
         if args.json:

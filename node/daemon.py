@@ -51,6 +51,7 @@ from node.federation import (
 from node.federation._delivery import PeerTransport
 from node.federation._discovery import Advert, Discovery, DiscoveryError
 from node.identity import Identity, IdentityError, load_or_create_identity
+from node.oracle import OracleServer, PseudonymService
 from node.profile import ProfileService
 from node.storage import Database, FeedStore, StorageError
 from node.web import Services, load_ui, make_app
@@ -289,6 +290,7 @@ def _make_node(
         random_bytes=secrets.token_bytes,
     )
     federation.messages = _messages(db, feeds, audit, identity, config, clock, federation)
+    _oracles(db, feeds, audit, identity, config, clock, federation)
     return Node(
         data_dir,
         identity,
@@ -324,6 +326,38 @@ def _messages(
         transport=PeerTransport(federation),
         approved_peers=federation.peers.approved_ids,
         relays_for=federation.relays_for,
+    )
+
+
+def _oracles(
+    db: Database,
+    feeds: FeedStore,
+    audit: AuditLog,
+    identity: Identity,
+    config: NodeConfig,
+    clock: Clock,
+    federation: FederationService,
+) -> None:
+    """This node as a pseudonym oracle (if it holds a share) and as a client."""
+    federation.oracle = OracleServer(
+        db,
+        feeds=feeds,
+        audit=audit,
+        identity=identity,
+        net=lambda: federation.net,
+        clock=clock,
+        random_bytes=secrets.token_bytes,
+    )
+    federation.pseudonyms = PseudonymService(
+        db,
+        feeds=feeds,
+        peers=federation.peers,
+        client=federation.client,
+        server=federation.oracle,
+        identity=identity,
+        clock=clock,
+        random_bytes=secrets.token_bytes,
+        scope=federation.peers.replicated_authors,
     )
 
 

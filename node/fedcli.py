@@ -40,7 +40,7 @@ from node.federation import (
 from node.identity import Identity, IdentityError, load_identity
 from node.storage import Database, FeedStore, StorageError
 
-__all__ = ["add_parsers", "run"]
+__all__ = ["add_parsers", "opened", "run"]
 
 COMMANDS = frozenset({"federation", "invite", "peers", "blocklist", "feed"})
 
@@ -57,7 +57,7 @@ class _Opened:
 
 
 @asynccontextmanager
-async def _opened(data_dir: Path) -> AsyncIterator[_Opened]:
+async def opened(data_dir: Path) -> AsyncIterator[_Opened]:
     config, db = await open_node(data_dir)
     try:
         try:
@@ -174,7 +174,7 @@ async def _federation_create(args: argparse.Namespace) -> int:
     lock = NodeLock(args.data)
     lock.acquire(what="founding a federation")
     try:
-        async with _opened(args.data) as node:
+        async with opened(args.data) as node:
             config, genesis = await create_federation(
                 args.data,
                 node.config,
@@ -198,7 +198,7 @@ async def _invite_create(args: argparse.Namespace) -> int:
     url = args.url.rstrip("/")
     if not url.endswith(FED_PREFIX):
         url += FED_PREFIX
-    async with _opened(args.data) as node:
+    async with opened(args.data) as node:
         invite = await make_invite(
             node.config,
             node.peers,
@@ -259,7 +259,7 @@ async def _invite_accept(args: argparse.Namespace) -> int:
     lock.acquire(what="joining a federation")
     node_id = b""
     try:
-        async with _opened(args.data) as node:
+        async with opened(args.data) as node:
             config = load_config(args.data)
             if not config.standalone and config.net != invite.genesis.net:
                 raise NodeError("this node already belongs to another federation")
@@ -332,7 +332,7 @@ async def _invite_accept(args: argparse.Namespace) -> int:
 async def _peers(args: argparse.Namespace) -> int:
     if args.data is None:
         raise NodeError("watan peers needs --data DIR (the node directory)")
-    async with _opened(args.data) as node:
+    async with opened(args.data) as node:
         if args.peers_command is None:
             peers = await node.peers.all()
             if args.json:
@@ -360,7 +360,7 @@ async def _peers(args: argparse.Namespace) -> int:
 
 
 async def _blocklist(args: argparse.Namespace) -> int:
-    async with _opened(args.data) as node:
+    async with opened(args.data) as node:
         if args.block_command == "export":
             sys.stdout.write(await node.peers.export_blocklist())
             return 0
@@ -374,7 +374,7 @@ async def _blocklist(args: argparse.Namespace) -> int:
 
 
 async def _confirm_head(args: argparse.Namespace) -> int:
-    async with _opened(args.data) as node:
+    async with opened(args.data) as node:
         reason = args.reason.strip()
         if not reason:
             raise NodeError("give a reason")

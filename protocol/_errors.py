@@ -66,6 +66,14 @@ class ErrorCode(enum.StrEnum):
     BAD_DIGEST = "BAD_DIGEST"  # Content-Digest missing, malformed or not the body's
     # Keys and arguments
     BAD_KEY = "BAD_KEY"
+    # OPRF and threshold evaluation (SPEC §13)
+    BAD_ELEMENT = "BAD_ELEMENT"  # not a canonical ristretto255 element, or the identity
+    BAD_SCALAR = "BAD_SCALAR"  # not a canonical scalar, or zero
+    BAD_PROOF = "BAD_PROOF"  # a DLEQ proof does not verify against the key it names
+    TOO_FEW_SHARES = "TOO_FEW_SHARES"  # fewer than threshold valid share evaluations
+    # Pseudonym inputs (SPEC §14)
+    BAD_NATIONAL_ID = "BAD_NATIONAL_ID"  # not 12 digits after normalization
+    BAD_NAME = "BAD_NAME"  # a fallback-key field empty, too long, or not letters
 
 
 class CodedError(Exception):

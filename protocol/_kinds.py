@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final
 
-from ._errors import ErrorCode
+from ._errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from ._schema import (
     Body,
     bin_exact,
@@ -37,6 +37,7 @@ __all__ = [
     "KIND_NAME",
     "MESSAGE_KINDS",
     "MESSAGE_NAMESPACE",
+    "ORACLE_SUITES",
     "SECTORS",
     "VOID_REASONS",
     "Allocation",
@@ -44,6 +45,8 @@ __all__ = [
     "Attachment",
     "Checkpoint",
     "KeyRotate",
+    "OracleConfig",
+    "OracleUsage",
     "Profile",
     "Receipt",
     "TextMessage",
@@ -254,6 +257,118 @@ class AllocationVoid(Body):
     reason: str
 
 
+# --- pseudonym oracles (SPEC §5.9, §13) ----------------------------------------------
+
+#: The RFC 9497 suite pseudonyms are computed with; a new suite means a new epoch.
+ORACLE_SUITES: Final = ("ristretto255-SHA512",)
+#: Shamir share indices are one byte (SPEC §13): at most 255 oracles.
+MAX_ORACLES: Final = 255
+_EPOCH = uint(1, 2**32 - 1)
+
+
+def _cross_check(body_kind: str, problem: str | None, *, remote: bool) -> None:
+    if problem is not None:
+        error = RemoteProtocolError if remote else LocalProtocolError
+        raise error(f"{body_kind}: {problem}", code=ErrorCode.BAD_VALUE)
+
+
+def _config_problem(content: Any) -> str | None:
+    oracles, keys = content["oracles"], content["keys"]
+    if len(keys) != len(oracles):
+        return "keys and oracles have the same length (one share key per oracle)"
+    if content["threshold"] > len(oracles):
+        return "threshold is at most the number of oracles"
+    return None
+
+
+@finish
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OracleConfig(Body):
+    """``oracle.config/1``: the dealer publishes who holds the shares of epoch ``epoch``.
+
+    ``oracles[i]`` holds the share with index ``i + 1``, whose public key is ``keys[i]``;
+    any ``threshold`` of them evaluate a pseudonym together (SPEC §13).
+    """
+
+    KIND = "oracle.config/1"
+    CHECKS = MappingProxyType(
+        {
+            "epoch": _EPOCH,
+            "keys": list_of(_KEY, min_items=2, max_items=MAX_ORACLES),
+            "oracles": list_of(_KEY, min_items=2, max_items=MAX_ORACLES),
+            "suite": one_of(ORACLE_SUITES),
+            "threshold": uint(2, MAX_ORACLES),
+        }
+    )
+    epoch: int
+    keys: list[bytes]
+    oracles: list[bytes]
+    suite: str
+    threshold: int
+
+    def __post_init__(self) -> None:
+        Body.__post_init__(self)
+        _cross_check(self.KIND, _config_problem(self.to_content()), remote=False)
+
+    @classmethod
+    def check_content(cls, content: Any) -> dict[str, Any]:
+        checked = Body.check_content.__func__(cls, content)  # type: ignore[attr-defined]
+        _cross_check(cls.KIND, _config_problem(checked), remote=True)
+        return checked  # type: ignore[no-any-return]
+
+
+def _counts(name: str, value: Any) -> None:
+    if type(value) is not list:
+        wrong_type(name, value, "array")
+    if not 1 <= len(value) <= MAX_ITEMS_USAGE:
+        fail(ErrorCode.BAD_VALUE, f"{name}: needs 1..{MAX_ITEMS_USAGE} items")
+    count = uint(1, 2**32 - 1)
+    for index, item in enumerate(value):
+        count(f"{name}[{index}]", item)
+
+
+#: Requesters one usage entry can list (the encoding's per-container limit).
+MAX_ITEMS_USAGE: Final = 4096
+
+
+def _usage_problem(content: Any) -> str | None:
+    if len(content["counts"]) != len(content["requesters"]):
+        return "counts and requesters have the same length"
+    return None
+
+
+@finish
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OracleUsage(Body):
+    """``oracle.usage/1``: how many pseudonym evaluations each requester asked this
+    oracle for on one UTC ``date`` (``counts[i]`` for ``requesters[i]``), so that the
+    federation sees who queries a lot (DESIGN §5)."""
+
+    KIND = "oracle.usage/1"
+    CHECKS = MappingProxyType(
+        {
+            "counts": _counts,
+            "date": date_str,
+            "epoch": _EPOCH,
+            "requesters": list_of(_KEY, min_items=1, max_items=MAX_ITEMS_USAGE, sorted_unique=True),
+        }
+    )
+    counts: list[int]
+    date: str
+    epoch: int
+    requesters: list[bytes]
+
+    def __post_init__(self) -> None:
+        Body.__post_init__(self)
+        _cross_check(self.KIND, _usage_problem(self.to_content()), remote=False)
+
+    @classmethod
+    def check_content(cls, content: Any) -> dict[str, Any]:
+        checked = Body.check_content.__func__(cls, content)  # type: ignore[attr-defined]
+        _cross_check(cls.KIND, _usage_problem(checked), remote=True)
+        return checked  # type: ignore[no-any-return]
+
+
 # --- kinds carried inside sealed direct messages (SPEC §6), never in feeds ---------
 
 #: File types an attachment may have: documents and pictures NGOs exchange; nothing
@@ -356,6 +471,8 @@ def _registry(*classes: type[Body]) -> MappingProxyType[str, type[Body]]:
 
 
 #: Kinds whose content this version interprets in feed entries.
-ENTRY_KINDS: Final = _registry(Profile, KeyRotate, Vouch, Checkpoint, Allocation, AllocationVoid)
+ENTRY_KINDS: Final = _registry(
+    Profile, KeyRotate, Vouch, Checkpoint, Allocation, AllocationVoid, OracleConfig, OracleUsage
+)
 #: Kinds this version interprets inside sealed messages.
 MESSAGE_KINDS: Final = _registry(TextMessage, Receipt)

@@ -23,8 +23,10 @@ import msgpack
 
 import protocol as p
 from protocol import _httpsig as httpsig
+from protocol import oprf
 from protocol._json import value_json
 from protocol._sfv import Item
+from protocol.oprf import _group as oprf_group
 
 VECTORS = Path(__file__).resolve().parent.parent / "protocol" / "vectors"
 
@@ -167,6 +169,39 @@ def main_chain() -> list[tuple[str, bytes, p.Entry]]:
             key=key_a2,
             net=NET,
             now_ms=NOW - 3_000,
+        ),
+    )
+    oracles = [p.public_key(key_a), p.public_key(key_b), p.public_key(p.signing_key(seed("C")))]
+    secret, _ = oprf.derive_key_pair(seed("oracle key"), b"vectors", mode=oprf.MODE_VOPRF)
+    shares = oprf.split_key(secret, threshold=2, shares=3, coefficients=[wide_seed("coef 1")])
+    add(
+        "A8 oracle.config/1",
+        seed("A2"),
+        p.append(
+            head,
+            p.OracleConfig(
+                epoch=1,
+                keys=[share.public_key for share in shares],
+                oracles=oracles,
+                suite=oprf.SUITE,
+                threshold=2,
+            ),
+            key=key_a2,
+            net=NET,
+            now_ms=NOW - 2_000,
+        ),
+    )
+    add(
+        "A9 oracle.usage/1",
+        seed("A2"),
+        p.append(
+            head,
+            p.OracleUsage(
+                counts=[412, 37], date="2026-05-27", epoch=1, requesters=sorted(oracles[1:])
+            ),
+            key=key_a2,
+            net=NET,
+            now_ms=NOW - 1_000,
         ),
     )
     return out
@@ -974,6 +1009,69 @@ def check_httpsig(vector: dict[str, Any]) -> str:
     return "ACCEPTED"
 
 
+# --- threshold OPRF vectors (SPEC §13.3) ------------------------------------------
+
+
+def wide_seed(label: str) -> bytes:
+    """64 fixed bytes from a label: an RNG's output where the library wants 64 (reduced mod L)."""
+    return hashlib.sha512(b"watan vector seed: " + label.encode()).digest()
+
+
+def oprf_threshold_vectors() -> dict[str, Any]:
+    """A 2-of-3 split of a VOPRF key; every oracle evaluates one blinded input; the
+    client combines the two lowest valid shares. Checked against the unsplit key."""
+    key_seed, key_info = seed("oprf threshold key"), b"watan oracle key, epoch 1"
+    sk, pk = oprf.derive_key_pair(key_seed, key_info, mode=oprf.MODE_VOPRF)
+    coefficients = [wide_seed("oprf threshold coefficient 1")]
+    shares = oprf.split_key(sk, threshold=2, shares=3, coefficients=coefficients)
+    private_input = b"watan example pseudonym input"
+    blind_scalar = oprf_group.scalar_reduce(wide_seed("oprf threshold blind"))
+    _, blinded = oprf.blind(private_input, blind=blind_scalar, mode=oprf.MODE_VOPRF)
+    randoms = [wide_seed(f"oprf threshold proof random {s.index}") for s in shares]
+    answers = [
+        oprf.evaluate_share(s, [blinded], proof_random=r)
+        for s, r in zip(shares, randoms, strict=True)
+    ]
+    keys = {s.index: s.public_key for s in shares}
+    combined = oprf.combine(answers, share_keys=keys, blinded_elements=[blinded], threshold=2)
+    element = combined.evaluated_elements[0]
+    assert element == oprf.blind_evaluate(sk, blinded), "shares do not combine to the key"
+    output = oprf.finalize(private_input, blind_scalar, element)
+    return {
+        "name": "2-of-3 threshold VOPRF evaluation of one input",
+        "suite": oprf.SUITE,
+        "mode": oprf.MODE_VOPRF,
+        "key_seed": key_seed.hex(),
+        "key_info": key_info.hex(),
+        "sk": sk.hex(),
+        "pk": pk.hex(),
+        "threshold": 2,
+        "coefficients": [c.hex() for c in coefficients],
+        "shares": [
+            {"index": s.index, "secret": s.secret.hex(), "public_key": s.public_key.hex()}
+            for s in shares
+        ],
+        "input": private_input.hex(),
+        "blind": blind_scalar.hex(),
+        "blinded_element": blinded.hex(),
+        "evaluations": [
+            {
+                "index": a.index,
+                "proof_random": r.hex(),
+                "evaluated_element": a.evaluated_elements[0].hex(),
+                "proof": a.proof.hex(),
+            }
+            for a, r in zip(answers, randoms, strict=True)
+        ],
+        "used": list(combined.used),
+        "lagrange": {str(i): v.hex() for i, v in oprf.lagrange_coefficients(combined.used).items()},
+        "combined_element": element.hex(),
+        "output": output.hex(),
+        "epoch": 1,
+        "pseudonym": oprf.pseudonym(output, epoch=1).hex(),
+    }
+
+
 # --- files ------------------------------------------------------------------------
 
 
@@ -1004,6 +1102,7 @@ def build() -> dict[str, str]:
         "reject.json": dump(rejects),
         "sealed.json": dump(sealed_vectors()),
         "httpsig.json": dump(signatures),
+        "oprf_threshold.json": dump(oprf_threshold_vectors()),
         "chain.txt": header + "".join(e.wire.hex() + "\n" for _, _, e in chain),
     }
 

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -21,6 +21,9 @@ from node.storage import Database, FeedStore, stored_content
 from ._peers import PeerStore
 from ._sync import Replicator
 from ._transport import FedClient, ReplayCache
+
+if TYPE_CHECKING:
+    from node.oracle import OracleServer, PseudonymService
 
 __all__ = ["SYNC_INTERVAL_S", "FederationService"]
 
@@ -70,6 +73,9 @@ class FederationService:
         self._interval = float(os.environ.get("WATAN_SYNC_INTERVAL_S", sync_interval_s))
         self._scheduler: AsyncIOScheduler | None = None
         self.messages: Any = None  # MessageService, set by the daemon
+        #: This node as a pseudonym oracle, and as a pseudonym client (set by the daemon).
+        self.oracle: OracleServer | None = None
+        self.pseudonyms: PseudonymService | None = None
         #: Approved peers as of the last sync round (the dashboard shows it).
         self.approved_count = 0
 
@@ -123,9 +129,15 @@ class FederationService:
         scheduler.add_job(
             self._deliver, "interval", seconds=2.0, id="deliver", max_instances=1, coalesce=True
         )
+        scheduler.add_job(
+            self._publish_usage, "interval", minutes=10, id="oracle-usage", max_instances=1
+        )
         scheduler.start()
         self._scheduler = scheduler
+        if self.pseudonyms is not None:
+            self.pseudonyms.start()
         await self._tick()
+        await self._publish_usage()
 
     async def lags(self) -> dict[bytes, dict[bytes, int]]:
         """For every peer the replicator has asked for its heads: by how many entries
@@ -170,7 +182,20 @@ class FederationService:
         except Exception:
             _log.exception("message delivery round failed", extra={"event": "messages.error"})
 
+    async def _publish_usage(self) -> None:
+        """Append ``oracle.usage/1`` for finished days (checked every 10 minutes, so a
+        day's usage appears shortly after midnight UTC, or when the node next runs)."""
+        if self.oracle is None:
+            return
+        try:
+            if await self.oracle.publish_usage():
+                await self.replicator.notify_now()
+        except Exception:
+            _log.exception("usage publication failed", extra={"event": "oracle.error"})
+
     async def close(self) -> None:
+        if self.pseudonyms is not None:
+            await self.pseudonyms.close()
         if self._scheduler is not None:
             with contextlib.suppress(Exception):
                 self._scheduler.shutdown(wait=False)

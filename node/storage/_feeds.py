@@ -321,6 +321,11 @@ class FeedStore:
         """The wire bytes of ``author``'s newest entry of ``kind``, or None."""
         return await self._db.read(_latest_of_kind_txn, author, kind)
 
+    async def all_of_kind(self, kind: str) -> list[tuple[bytes, int, bytes]]:
+        """``(author, seq, wire)`` of every entry of ``kind`` we hold, by author and seq
+        (for kinds that are few by nature, such as ``oracle.config/1``)."""
+        return await self._db.read(_all_of_kind_txn, kind)
+
     async def forks(self) -> list[ForkRecord]:
         """Every stored fork proof, oldest first."""
         return await self._db.read(_forks_txn)
@@ -508,6 +513,15 @@ def _latest_of_kind_txn(conn: Connection, author: bytes, kind: str) -> bytes | N
         .limit(1)
     )
     return conn.execute(query).scalar_one_or_none()
+
+
+def _all_of_kind_txn(conn: Connection, kind: str) -> list[tuple[bytes, int, bytes]]:
+    query = (
+        select(entries.c.author, entries.c.seq, entries.c.wire)
+        .where(entries.c.kind == kind)
+        .order_by(entries.c.author, entries.c.seq)
+    )
+    return [(bytes(r.author), r.seq, bytes(r.wire)) for r in conn.execute(query)]
 
 
 def _forks_txn(conn: Connection) -> list[ForkRecord]:

@@ -41,8 +41,11 @@ __all__ = [
     "messages",
     "metadata",
     "node_state",
+    "oracle_shares",
+    "oracle_usage",
     "outbox",
     "peers",
+    "pseudonyms",
     "relay",
     "sessions",
 ]
@@ -78,6 +81,8 @@ entries: Final = Table(
     CheckConstraint("length(id) = 32", name="id_len"),
     CheckConstraint("seq >= 1", name="seq_positive"),
     CheckConstraint("(seq = 1) = (prev IS NULL)", name="prev_iff_not_first"),
+    # Trust (vouches), oracle configurations and allocations are read by kind.
+    Index("ix_entries_kind", "kind"),
 )
 
 #: The head cache: one row per feed, updated in the transaction that inserts the entry
@@ -298,4 +303,60 @@ relay: Final = Table(
     Column("next_attempt_ms", BigInteger, nullable=False),
     Column("forwarded_ms", BigInteger, nullable=True),
     PrimaryKeyConstraint("digest"),
+)
+
+
+#: Key shares this node holds as a pseudonym oracle, one per epoch. The secret is
+#: sealed to the node's own encryption key: the database alone (or a copy of it) does
+#: not reveal it.
+oracle_shares: Final = Table(
+    "oracle_shares",
+    metadata,
+    Column("epoch", BigInteger, nullable=False),
+    Column("share_index", Integer, nullable=False),
+    Column("threshold", Integer, nullable=False),
+    Column("share_key", LargeBinary, nullable=False),
+    Column("sealed_secret", LargeBinary, nullable=False),
+    Column("dealer", LargeBinary, nullable=False),
+    Column("imported_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("epoch"),
+    CheckConstraint("length(share_key) = 32", name="share_key_len"),
+    CheckConstraint("share_index BETWEEN 1 AND 255", name="share_index_range"),
+)
+
+#: As an oracle: elements evaluated per UTC day, requester and epoch (published daily
+#: as ``oracle.usage/1``; the quota counts against it).
+oracle_usage: Final = Table(
+    "oracle_usage",
+    metadata,
+    Column("day", Text, nullable=False),
+    Column("requester", LargeBinary, nullable=False),
+    Column("epoch", BigInteger, nullable=False),
+    Column("count", BigInteger, nullable=False),
+    PrimaryKeyConstraint("day", "requester", "epoch"),
+    CheckConstraint("count >= 1", name="count_positive"),
+)
+
+#: As a client: pseudonyms by a keyed hash of their input (never the input itself). A
+#: pending row (``epoch`` 0) keeps the input sealed to our own key until the oracles
+#: answer; a ready row keeps only the pseudonym of its epoch.
+pseudonyms: Final = Table(
+    "pseudonyms",
+    metadata,
+    Column("mac", LargeBinary, nullable=False),
+    Column("epoch", BigInteger, nullable=False),
+    Column("weak", Boolean, nullable=False),
+    Column("value", LargeBinary, nullable=True),
+    Column("sealed_input", LargeBinary, nullable=True),
+    Column("attempts", Integer, nullable=False),
+    Column("next_ms", BigInteger, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("mac", "epoch"),
+    CheckConstraint(
+        "(epoch = 0) = (value IS NULL) AND (value IS NULL) = (sealed_input IS NOT NULL)",
+        name="pending_or_ready",
+    ),
+    Index("ix_pseudonyms_next_ms", "next_ms"),
 )

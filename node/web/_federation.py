@@ -14,6 +14,7 @@ msgpack ``{"error": {"code", "message"}}``; nothing here renders HTML or JSON.
 | ``GET /fed/v1/forks`` | ``{proofs: [proof, ...]}`` |
 | ``POST /fed/v1/notify`` | ``{heads: [...]}`` -> 202, we pull from the caller |
 | ``POST /fed/v1/messages`` | ``{envelopes: [...]}`` -> ``{acks: [[id, status, code], ...]}`` |
+| ``POST /fed/v1/oprf/evaluate`` | ``{epoch, elements}`` -> ``{elements, index, proof}`` |
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from node.federation import (
     SignedRequest,
     new_nonce,
 )
+from node.oracle import MAX_BATCH, OracleError
 from node.storage import MAX_RANGE, StorageError
 
 from ._routes import PEER, RouteTable
@@ -66,6 +68,8 @@ _STATUS: Final = {
     "UNSUPPORTED_MEDIA_TYPE": 415,
     "NOT_FOUND": 404,
     "UNAVAILABLE": 503,
+    "NOT_AN_ORACLE": 404,
+    "QUOTA_EXCEEDED": 429,
 }
 
 _log = logging.getLogger(__name__)
@@ -354,6 +358,39 @@ async def _messages(
     return 200, {"acks": [[ack.id, ack.status, ack.code] for ack in acks]}
 
 
+async def _oprf_evaluate(
+    request: web.Request, fed: FederationService, signed: SignedRequest
+) -> tuple[int, Any]:
+    """Evaluate blinded elements with our key share (we are an oracle of ``epoch``)."""
+    value = signed.value
+    if (
+        type(value) is not dict
+        or set(value) != {"elements", "epoch"}
+        or type(value["epoch"]) is not int
+        or type(value["elements"]) is not list
+        or not 1 <= len(value["elements"]) <= MAX_BATCH
+        or any(type(e) is not bytes for e in value["elements"])
+    ):
+        raise _Refused(
+            "MALFORMED", f"oprf/evaluate: {{elements: [bin, ...] (1..{MAX_BATCH}), epoch}}"
+        )
+    if fed.oracle is None:
+        raise _Refused("NOT_AN_ORACLE", "this node is not a pseudonym oracle", 404)
+    try:
+        evaluation = await fed.oracle.evaluate(
+            signed.signer, epoch=value["epoch"], elements=value["elements"]
+        )
+    except OracleError as error:
+        raise _Refused(error.code.value, error.message) from None
+    except protocol.ProtocolError as error:
+        raise _Refused(error.code.value, error.message) from None
+    return 200, {
+        "elements": list(evaluation.evaluated_elements),
+        "index": evaluation.index,
+        "proof": evaluation.proof,
+    }
+
+
 def add_federation_routes(table: RouteTable) -> None:
     """Register the node-to-node routes (access :data:`PEER`)."""
     add = table.add
@@ -363,3 +400,4 @@ def add_federation_routes(table: RouteTable) -> None:
     add("GET", f"{FED_PREFIX}/forks", _endpoint(_forks), access=PEER)
     add("POST", f"{FED_PREFIX}/notify", _endpoint(_notify), access=PEER)
     add("POST", f"{FED_PREFIX}/messages", _endpoint(_messages), access=PEER)
+    add("POST", f"{FED_PREFIX}/oprf/evaluate", _endpoint(_oprf_evaluate), access=PEER)

@@ -62,6 +62,19 @@ PROFILE_CONTENT: dict[str, Any] = {
     "sectors": ["food_security", "health"],
 }
 VOUCH_CONTENT: dict[str, Any] = {"peer": OTHER_AUTHOR, "stance": "vouch"}
+ORACLE_CONFIG_CONTENT: dict[str, Any] = {
+    "epoch": 1,
+    "keys": [hashlib.sha256(b"share key %d" % i).digest() for i in (1, 2, 3)],
+    "oracles": [hashlib.sha256(b"oracle %d" % i).digest() for i in (1, 2, 3)],
+    "suite": "ristretto255-SHA512",
+    "threshold": 2,
+}
+ORACLE_USAGE_CONTENT: dict[str, Any] = {
+    "counts": [120, 7],
+    "date": "2026-11-22",
+    "epoch": 1,
+    "requesters": sorted(hashlib.sha256(b"requester %d" % i).digest() for i in (1, 2)),
+}
 CHECKPOINT_CONTENT: dict[str, Any] = {
     "author": OTHER_AUTHOR,
     "id": hashlib.sha256(b"some entry").digest(),

@@ -29,6 +29,8 @@ from protocol import (
     ErrorCode,
     KeyRotate,
     LocalProtocolError,
+    OracleConfig,
+    OracleUsage,
     Profile,
     RemoteProtocolError,
     Vouch,
@@ -44,6 +46,8 @@ from .conftest import (
     KEY,
     NET,
     NOW,
+    ORACLE_CONFIG_CONTENT,
+    ORACLE_USAGE_CONTENT,
     OTHER_KEY,
     OTHER_NET,
     PROFILE_CONTENT,
@@ -65,6 +69,8 @@ BODIES: dict[str, Body] = {
     "node.checkpoint/1": Checkpoint(**CHECKPOINT_CONTENT),
     "node.profile/1": Profile(**PROFILE_CONTENT),
     "node.vouch/1": Vouch(**VOUCH_CONTENT),
+    "oracle.config/1": OracleConfig(**ORACLE_CONFIG_CONTENT),
+    "oracle.usage/1": OracleUsage(**ORACLE_USAGE_CONTENT),
 }
 
 

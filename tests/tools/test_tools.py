@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tools import bench_protocol, gen_vectors
+from tools import bench_oprf, bench_protocol, gen_vectors
 
 
 def test_bench_protocol_reports_rates_and_their_ratio(capsys: pytest.CaptureFixture[str]) -> None:
@@ -46,3 +46,18 @@ def test_gen_vectors_check_detects_and_repairs_stale_files(
     assert gen_vectors.main([]) == 0
     assert gen_vectors.main(["--check"]) == 0
     assert (copy / "reject.json").read_text(encoding="utf-8") == original.read_text("utf-8")
+
+
+def test_bench_oprf_reports_rates_against_its_baseline(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert bench_oprf.main(["--json", "--quick"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    base = result["scalarmult_per_s"]
+    assert base > 0
+    for name in ("oprf_eval", "oprf_eval_batch", "client_pseudonym", "client_pseudonym_batch"):
+        rate = result[f"{name}_per_s"]
+        assert rate > 0
+        assert result[f"{name}_ratio"] == pytest.approx(rate / base, rel=0.01, abs=1e-5)
+    # a batch shares one proof: per element it is cheaper than single requests
+    assert result["oprf_eval_batch_per_s"] > result["oprf_eval_per_s"]
