@@ -432,10 +432,9 @@ def _ready_txn(
 
 
 def _counts_txn(conn: Connection) -> dict[str, int]:
-    rows = conn.execute(
-        select(pseudonyms.c.epoch == 0, func.count()).group_by(pseudonyms.c.epoch == 0)
-    ).all()
-    out = {"ready": 0, "pending": 0}
-    for is_pending, count in rows:
-        out["pending" if is_pending else "ready"] += count
-    return out
+    def count(*where: Any) -> int:
+        return int(
+            conn.execute(select(func.count()).select_from(pseudonyms).where(*where)).scalar_one()
+        )
+
+    return {"ready": count(pseudonyms.c.epoch != 0), "pending": count(pseudonyms.c.epoch == 0)}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ from node.oracle import (
 from node.storage import stored_content
 from protocol import oprf
 
+from ..node.conftest import _drop_postgres_database, _postgres_database
 from .fed_helpers import NOW, FedNode, converge, federation, heal, link, partition
 
 pytestmark = pytest.mark.asyncio
@@ -472,3 +474,40 @@ async def test_nothing_identifying_is_stored_by_the_client(tmp_path: Path) -> No
         for secret in (NID_ASCII.encode(), "الجبوري".encode(), "زينب".encode()):
             assert secret not in raw
         assert (await service.resolve(item, timeout_s=30)).state == "ready"
+
+
+async def test_oracle_and_client_on_postgresql(tmp_path: Path) -> None:
+    """The same flow with an oracle and a client on PostgreSQL (the others SQLite):
+    counting, pending with backoff, resolution, published usage."""
+    names = [f"watan_test_{secrets.token_hex(6)}" for _ in range(2)]
+    urls = [await _postgres_database(name) for name in names]
+    clock = FakeClock(NOW)
+    try:
+        async with federation(
+            tmp_path, ["a", "b", "c"], clock=clock, database_urls=[None, *urls]
+        ) as nodes:
+            for x, y in (("a", "b"), ("a", "c"), ("b", "c")):
+                await link(nodes[x], nodes[y])
+            await converge(list(nodes.values()))
+            await _ceremony(nodes, "a", ["a", "b"], clock)
+            service = _service(nodes["c"])
+            await partition(nodes["c"], nodes["a"])
+            items = [oprf.PseudonymInput.from_national_id(f"19850123{n:04d}") for n in range(3)]
+            for item in items:
+                await service.lookup(item)
+            assert await service.run_pending() == 3
+            assert await service.counts() == {"ready": 0, "pending": 3}
+            await heal(nodes["c"], nodes["a"])
+            clock.advance(60_000)
+            assert await service.run_pending() == 3
+            assert await service.counts() == {"ready": 3, "pending": 0}
+            server_b = nodes["b"].node.federation.oracle
+            assert server_b is not None
+            # b answered the failed round too: an oracle cannot know the others failed
+            assert [u.count for u in await server_b.usage()] == [6]
+            clock.advance(24 * 3600 * 1000)
+            [entry] = await server_b.publish_usage()
+            assert protocol.OracleUsage.build(entry.content).counts == [6]
+    finally:
+        for name in names:
+            await _drop_postgres_database(name)
