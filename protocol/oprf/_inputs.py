@@ -216,6 +216,13 @@ def _describe(char: str) -> str:
     return "a control, format or unassigned character"
 
 
+#: What staff type when a name is not known, after normalization and with spaces
+#: removed (SPEC §14.4). They are not names: two households "unknown" must not collide.
+PLACEHOLDER_NAMES: Final = frozenset(
+    {"مجهول", "غيرمعروف", "لايوجد", "بدون", "غيرمذكور", "unknown", "none", "na", "xxx", "x"}
+)
+
+
 def _field(text: str, what: str) -> str:
     # Spaces (and hyphens, apostrophes) inside a field are spelling, not structure:
     # عبد الله / عبدالله, عبد الرحمن / عبدالرحمن, ال جبوري / الجبوري must collide.
@@ -224,6 +231,8 @@ def _field(text: str, what: str) -> str:
         _fail(ErrorCode.BAD_NAME, f"{what}: empty")
     if len(value) > MAX_FIELD_CHARS:
         _fail(ErrorCode.BAD_NAME, f"{what}: {len(value)} letters, at most {MAX_FIELD_CHARS}")
+    if value in PLACEHOLDER_NAMES:
+        _fail(ErrorCode.BAD_NAME, f"{what}: a placeholder, not a name")
     return value
 
 

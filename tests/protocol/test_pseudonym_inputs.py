@@ -595,3 +595,13 @@ def test_card_numbers_in_any_script_normalize_back(data: st.DataObject, card: st
     typed += data.draw(SEPARATORS)
     assert normalize_national_id(typed) == card
     assert national_id_input(typed) == NATIONAL_ID_PREFIX + card.encode()
+
+
+@pytest.mark.parametrize("placeholder", ["مجهول", "غير معروف", "لا يوجد", "Unknown", "N-A", "xxx"])
+def test_placeholder_names_are_refused(placeholder: str) -> None:
+    """Households typed as "unknown" must not collide with each other."""
+    parts = ["علي", "حسن", "محمد", placeholder]
+    with pytest.raises(LocalProtocolError) as info:
+        fallback_input(name=parts, mother_name="زينب", birth_year=1980, governorate="IQG08")
+    assert info.value.code is ErrorCode.BAD_NAME
+    assert "placeholder" in info.value.message
