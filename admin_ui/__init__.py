@@ -15,7 +15,7 @@ from node.accounts import Account, Permission, allowed
 from node.storage import StorageError
 from node.web import PUBLIC, SERVICES, SIGNED_IN, RouteTable, Services
 
-from . import _auth, _messages, _pages, _peers
+from . import _auth, _messages, _oracles, _pages, _peers
 from ._choices import ERRORS
 from ._i18n import LOCALES, N_
 from ._page import RENDERER, locale_of, render
@@ -77,6 +77,8 @@ def setup(table: RouteTable, svc: Services) -> None:
     add("GET", "/peers/blocklist.csv", _peers.export_blocklist, access=peers)
     add("POST", "/peers/blocklist", _peers.import_blocklist, access=peers)
     add("POST", "/peers/{id}/{action}", _peers.peer_action, access=peers)
+    add("GET", "/oracles", _oracles.oracles_page, access=peers)
+    add("POST", "/oracles/quota", _oracles.set_quota, access=peers)
     message = Permission.MESSAGE  # "/messages/{thread}" last: it would match the others
     add("GET", "/messages", _messages.inbox, access=message)
     add("POST", "/messages", _messages.send, access=message)

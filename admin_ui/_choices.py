@@ -81,6 +81,11 @@ ACTIONS: Final = {
     "feed.confirm_head": N_("Own feed head confirmed by an administrator after a restore"),
     "message.sent": N_("Message sent to a peer organisation"),
     "message.read": N_("Messages from a peer organisation read"),
+    "oracle.deal": N_("Pseudonym oracle key dealt (new epoch)"),
+    "oracle.import": N_("Pseudonym oracle key share imported"),
+    "oracle.evaluate": N_("Pseudonyms evaluated for a peer (count)"),
+    "oracle.quota": N_("Pseudonym oracle daily quota changed"),
+    "oracle.quota_refused": N_("Pseudonym request refused: daily quota spent"),
 }
 
 ERRORS: Final = {

@@ -26,11 +26,11 @@ from node.federation import (
     Peer,
     make_invite,
 )
-from node.storage import stored_content
 from node.web import Services, current_account, node_summary, services
 
 from ._choices import ERRORS
 from ._i18n import N_, TIMEZONE, Locale
+from ._names import Names
 from ._page import locale_of, render
 
 __all__ = [
@@ -105,45 +105,8 @@ _UNAVAILABLE: Final = N_("Federation is not available on this node.")
 # -- reading ---------------------------------------------------------------------------
 
 
-def _profile_name(wire: bytes | None, locale: Locale) -> str | None:
-    """An organisation's name from the wire of its newest ``node.profile/1`` entry (a
-    stored entry, hence verified), in the UI's language if it has one."""
-    if wire is None:
-        return None
-    try:
-        content = stored_content(wire)
-    except protocol.ProtocolError:
-        return None
-    order = ("name_ar", "name_en") if locale.code == "ar" else ("name_en", "name_ar")
-    for key in order:
-        name = content.get(key)
-        if type(name) is str and name.strip():
-            return name
-    return None
-
-
-class _Names:
-    """Organisation names of authors, read once per page."""
-
-    def __init__(self, fed: FederationService, locale: Locale) -> None:
-        self._fed = fed
-        self._locale = locale
-        self._known: dict[bytes, str | None] = {}
-
-    async def of(self, author: bytes) -> str | None:
-        if author not in self._known:
-            wire = await self._fed.feeds.latest_of_kind(author, protocol.Profile.KIND)
-            self._known[author] = _profile_name(wire, self._locale)
-        return self._known[author]
-
-    async def label(self, author: bytes) -> str:
-        """The name if known, else the fingerprint (in the locale's digits)."""
-        name = await self.of(author)
-        return name or self._locale.digits(protocol.fingerprint(author))
-
-
 async def _peer_view(
-    peer: Peer, fed: FederationService, names: _Names, lag: dict[bytes, int]
+    peer: Peer, fed: FederationService, names: Names, lag: dict[bytes, int]
 ) -> dict[str, Any]:
     state = fed.replicator.snapshot().get(peer.node_id)
     behind = sorted(lag.items(), key=lambda item: (-item[1], item[0]))
@@ -220,7 +183,7 @@ async def peers_page(
     if fed is None:
         return _unavailable(request)
     locale = locale_of(request)
-    names = _Names(fed, locale)
+    names = Names(fed, locale)
     lags = await fed.lags()
     peers = [
         await _peer_view(peer, fed, names, lags.get(peer.node_id, {}))

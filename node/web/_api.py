@@ -1,5 +1,6 @@
 """The JSON API under ``/api/v1``: the node, sessions, staff accounts, the audit log,
-the organisation profile, peers, the blocklist and invites, and org-to-org messages.
+the organisation profile, peers, the blocklist and invites, pseudonym oracles, and
+org-to-org messages.
 Every route is declared with its access rule and its schemas in :func:`add_api_routes`;
 ``/api/v1/openapi.json`` is built from the same declarations (:mod:`._openapi`)."""
 
@@ -26,6 +27,7 @@ from node.federation import (
     hex_id,
     make_invite,
 )
+from node.oracle import OracleError, OracleServer, PseudonymService, utc_day
 
 from ._errors import ApiError
 from ._pipeline import clear_session_cookie, json_dumps, set_session_cookie
@@ -482,6 +484,111 @@ async def _create_invite(request: web.Request) -> web.Response:
     )
 
 
+# -- pseudonym oracles ---------------------------------------------------------------------
+
+#: The daily quota per requesting node (``OracleServer.set_quota``'s own range).
+MAX_ORACLE_QUOTA: Final = 10_000_000
+
+
+def _oracles(request: web.Request) -> tuple[FederationService, OracleServer, PseudonymService]:
+    """The node's federation with its oracle server and pseudonym client.
+
+    Raises:
+        ApiError: UNAVAILABLE when the node runs without them.
+    """
+    fed = _federation(request)
+    if fed.oracle is None or fed.pseudonyms is None:
+        raise ApiError(503, "UNAVAILABLE", "pseudonym oracles are not running on this node")
+    return fed, fed.oracle, fed.pseudonyms
+
+
+async def _get_oracle(request: web.Request) -> web.Response:
+    svc = services(request)
+    fed, server, pseudonyms = _oracles(request)
+    own = svc.identity.node_id
+    try:
+        config, error = await pseudonyms.config(), None
+    except OracleError as refused:  # NO_CONFIG or CONFIG_CONFLICT
+        config, error = None, refused.code.value
+    oracles = []
+    if config is not None:
+        for index, node_id in sorted(config.oracles().items()):
+            peer = None if node_id == own else await fed.peers.get(node_id)
+            answer = pseudonyms.answers.get(index)
+            if answer is not None and answer.node_id != node_id:
+                answer = None  # noted for an older configuration
+            oracles.append(
+                {
+                    "index": index,
+                    "node_id": node_id.hex(),
+                    "fingerprint": protocol.fingerprint(node_id),
+                    "self": node_id == own,
+                    "peer_state": None if peer is None else peer.state,
+                    "answer": None
+                    if answer is None
+                    else {"ok": answer.ok, "code": answer.code, "at_ms": answer.at_ms},
+                }
+            )
+    epochs = await server.shares.epochs()
+    held = None
+    if epochs:  # the share of the epoch in force, else the newest one held
+        in_force = config is not None and config.epoch in epochs
+        held = await server.shares.get(config.epoch if config and in_force else max(epochs))
+    today = utc_day(svc.now_ms())
+    return _json(
+        {
+            "config": None
+            if config is None
+            else {
+                "epoch": config.epoch,
+                "threshold": config.threshold,
+                "oracle_count": len(config.oracles()),
+                "dealer": config.dealer.hex(),
+            },
+            "error": error,
+            "pseudonyms": await pseudonyms.counts(),
+            "oracles": oracles,
+            "share": None
+            if held is None
+            else {
+                "epoch": held.epoch,
+                "index": held.share.index,
+                "threshold": held.threshold,
+                "dealer": held.dealer.hex(),
+                "imported_ms": held.imported_ms,
+            },
+            "quota": await server.quota(),
+            "today": today,
+            "usage_today": [
+                {"requester": row.requester.hex(), "epoch": row.epoch, "count": row.count}
+                for row in await server.usage(since_day=today)
+                if row.day == today
+            ],
+        }
+    )
+
+
+_PUT_QUOTA = obj(
+    ("quota",),
+    quota={
+        "type": "integer",
+        "minimum": 1,
+        "maximum": MAX_ORACLE_QUOTA,
+        "description": "pseudonyms this node computes per UTC day for any one requesting node",
+    },
+)
+
+
+async def _put_oracle_quota(request: web.Request) -> web.Response:
+    _fed, server, _pseudonyms = _oracles(request)
+    body = await _body(request, _PUT_QUOTA)
+    try:
+        await server.set_quota(body["quota"], actor=current_account(request).id)
+    except OracleError as error:  # its own range check, the same as the schema's
+        raise ApiError(422, "INVALID", error.message) from None
+    return _json({"quota": await server.quota()})
+
+
 # -- org-to-org messages -------------------------------------------------------------------
 
 #: Outgoing states from least to most advanced (``failed`` first: it needs attention).
@@ -657,6 +764,68 @@ PEER: Final = obj(
         "type": "object",
         "description": "author id (hex) -> how many entries we are behind this peer",
         "additionalProperties": INT,
+    },
+)
+
+_ORACLE_CODES: Final = "NO_CONFIG: none dealt yet; CONFIG_CONFLICT: two claim the newest epoch"
+ORACLE: Final = obj(
+    ("config", "error", "pseudonyms", "oracles", "share", "quota", "today", "usage_today"),
+    config={
+        **obj(
+            ("epoch", "threshold", "oracle_count", "dealer"),
+            epoch=INT,
+            threshold={**INT, "description": "how many oracles must answer"},
+            oracle_count=INT,
+            dealer=HEX32,
+        ),
+        "type": ["object", "null"],
+        "description": "the oracle.config/1 in force; null with error set when there is none",
+    },
+    error={"type": ["string", "null"], "description": _ORACLE_CODES},
+    pseudonyms={
+        **obj(("ready", "pending"), ready=INT, pending=INT),
+        "description": "pending: retried automatically until enough oracles answer",
+    },
+    oracles={
+        "type": "array",
+        "description": "the oracles of the configuration in force, by share index",
+        "items": obj(
+            ("index", "node_id", "fingerprint", "self", "peer_state", "answer"),
+            index=INT,
+            node_id=HEX32,
+            fingerprint=STR,
+            self=BOOL,
+            peer_state={
+                "type": ["string", "null"],
+                "enum": ["proposed", "approved", "blocked", None],
+                "description": "null for this node, or a node that is not a peer",
+            },
+            answer={
+                **obj(("ok", "code", "at_ms"), ok=BOOL, code=_NULLABLE_STR, at_ms=INT),
+                "type": ["object", "null"],
+                "description": "its answer to this node's latest evaluation (null: not asked "
+                "since the node started); code: TIMEOUT, NOT_A_PEER, UNREACHABLE, BAD_PROOF...",
+            },
+        ),
+    },
+    share={
+        **obj(
+            ("epoch", "index", "threshold", "dealer", "imported_ms"),
+            epoch=INT,
+            index=INT,
+            threshold=INT,
+            dealer=HEX32,
+            imported_ms=INT,
+        ),
+        "type": ["object", "null"],
+        "description": "the key share this node holds as an oracle (of the epoch in force, "
+        "else its newest); null if it is not an oracle",
+    },
+    quota={**INT, "description": "pseudonyms computed per UTC day for one requesting node"},
+    today={**STR, "description": "the UTC day usage_today counts (YYYY-MM-DD)"},
+    usage_today={
+        "type": "array",
+        "items": obj(("requester", "epoch", "count"), requester=HEX32, epoch=INT, count=INT),
     },
 )
 
@@ -944,6 +1113,28 @@ def add_api_routes(table: RouteTable) -> None:
             ("token", "fingerprint", "expires_ms"), token=STR, fingerprint=STR, expires_ms=INT
         ),
         tags=("peers",),
+    )
+    table.add(
+        "GET",
+        f"{p}/oracle",
+        _get_oracle,
+        access=Permission.MANAGE_PEERS,
+        api=True,
+        summary="Pseudonym oracles: the configuration in force, how each oracle answered "
+        "the latest evaluation, this node's pseudonym counts, its share, quota and use today",
+        response=ORACLE,
+        tags=("oracle",),
+    )
+    table.add(
+        "PUT",
+        f"{p}/oracle/quota",
+        _put_oracle_quota,
+        access=Permission.MANAGE_PEERS,
+        api=True,
+        summary="Set this node's daily quota per requesting node, as an oracle (audited)",
+        request=_PUT_QUOTA,
+        response=obj(("quota",), quota=INT),
+        tags=("oracle",),
     )
     _add_message_routes(table)
 

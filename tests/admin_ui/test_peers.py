@@ -118,7 +118,15 @@ async def test_a_standalone_node_explains_how_to_join(alone: WebNode, lang: str)
 async def test_the_nav_links_the_page_for_admins_only(alone: WebNode) -> None:
     _status, html = await _get(alone, "/dashboard")
     nav = re.findall(r'<li><a href="([^"]+)"', html)
-    assert nav == ["/dashboard", "/accounts", "/audit", "/settings", "/peers", "/password"]
+    assert nav == [
+        "/dashboard",
+        "/accounts",
+        "/audit",
+        "/settings",
+        "/peers",
+        "/oracles",
+        "/password",
+    ]
     response = await alone.request("GET", "/dashboard", alone.staff[Role.COORDINATOR])
     assert 'href="/peers"' not in await response.text()
     _status, html = await _get(alone, "/peers")

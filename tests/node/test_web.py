@@ -71,6 +71,8 @@ EXPECTED: dict[tuple[str, str], str | frozenset[Role]] = {
     ("GET", "/settings"): frozenset({A}),
     ("POST", "/settings"): frozenset({A}),
     ("GET", "/api/v1/peers"): frozenset({A}),
+    ("GET", "/api/v1/oracle"): frozenset({A}),
+    ("PUT", "/api/v1/oracle/quota"): frozenset({A}),
     ("POST", "/api/v1/peers/{id}/approve"): frozenset({A}),
     ("POST", "/api/v1/peers/{id}/block"): frozenset({A}),
     ("POST", "/api/v1/peers/{id}/unblock"): frozenset({A}),
@@ -80,6 +82,8 @@ EXPECTED: dict[tuple[str, str], str | frozenset[Role]] = {
     ("POST", "/api/v1/messages"): frozenset({C}),
     ("GET", "/api/v1/messages/{thread}"): frozenset({C}),
     ("GET", "/peers"): frozenset({A}),
+    ("GET", "/oracles"): frozenset({A}),
+    ("POST", "/oracles/quota"): frozenset({A}),
     ("POST", "/peers/invites"): frozenset({A}),
     ("POST", "/peers/block"): frozenset({A}),
     ("GET", "/peers/blocklist.csv"): frozenset({A}),
@@ -97,6 +101,7 @@ EXPECTED: dict[tuple[str, str], str | frozenset[Role]] = {
     ("GET", "/fed/v1/forks"): PEER_SIGNED,
     ("POST", "/fed/v1/notify"): PEER_SIGNED,
     ("POST", "/fed/v1/messages"): PEER_SIGNED,
+    ("POST", "/fed/v1/oprf/evaluate"): PEER_SIGNED,
 }
 
 
