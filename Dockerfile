@@ -52,9 +52,12 @@ LABEL org.opencontainers.image.title="watan" \
 # libsodium23: the system libsodium that pysodium loads for ristretto255 (pseudonyms,
 # SPEC §13); PyNaCl carries its own copy but does not expose those functions.
 # hadolint ignore=DL3008
-RUN apt-get update \
- && apt-get install -y --no-install-recommends libsodium23 \
- && rm -rf /var/lib/apt/lists/*
+# (Installed only where the base lacks it, so an offline build on a base that has it works.)
+RUN if ! dpkg-query -W -f='${Status}' libsodium23 2>/dev/null | grep -q 'ok installed'; then \
+        apt-get update \
+     && apt-get install -y --no-install-recommends libsodium23 \
+     && rm -rf /var/lib/apt/lists/*; \
+    fi
 
 # A fixed, non-root uid/gid, so a /data volume (or a host directory) keeps its owner
 # across image upgrades. /data is the node's directory: 0700 like `watan up` makes it.

@@ -4,7 +4,8 @@
 #   sudo bash tools/container_smoke.sh [--work DIR] [--keep] [--rebuild-base]
 #
 # 1. Build a local base image: debootstrap a minimal Debian (this machine's release,
-#    from the mirror its apt is configured with) plus python3 and python3-venv, and
+#    from the mirror its apt is configured with) plus python3, python3-venv and
+#    libsodium23 (the Dockerfile installs it only where it is missing), and
 #    `podman import` it. The rootfs tarball is cached in the work dir, so a rerun skips
 #    debootstrap (--rebuild-base forces it).
 # 2. Build the real Dockerfile on that base with `podman build --isolation=chroot`.
@@ -190,7 +191,8 @@ apt_source() {
     ' "${files[@]}"
 }
 
-base_tar="$work/base-$codename-$arch.tar"
+# -2: the base carries libsodium23 (the image needs it; a build here has no network)
+base_tar="$work/base-$codename-$arch-2.tar"
 base_meta="$base_tar.python"   # "X.Y" of the base's python3
 base_image="localhost/watan-smoke-base:$codename"
 base_seconds="cached"
@@ -211,7 +213,7 @@ if ((rebuild_base)) || [[ ! -s $base_tar || ! -s $base_meta ]]; then
     t_base=$SECONDS
     base_tmp=$(mktemp -d "$work/base.XXXXXX")
     rootfs="$base_tmp/rootfs"
-    debootstrap --variant=minbase --include=python3,python3-venv \
+    debootstrap --variant=minbase --include=python3,python3-venv,libsodium23 \
         "${keyring_args[@]}" "$codename" "$rootfs" "$mirror" >"$base_tmp/debootstrap.log" 2>&1 \
         || { tail -n 30 "$base_tmp/debootstrap.log" >&2; die "debootstrap failed"; }
     # Trim what an image does not need (apt lists and caches, docs, man pages, message
