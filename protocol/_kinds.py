@@ -71,11 +71,14 @@ def check_kind_name(name: str, value: Any) -> None:
 
 _KEY = bin_exact(32)
 _SIG = bin_exact(64)
-# OCHA common operational datasets for Iraq: governorates IQG01..IQG19, districts
-# IQD + 3 digits. The node checks codes against the shipped list; the protocol checks
-# only the format, so a new district does not need a protocol release.
+# OCHA common operational datasets (COD-AB) for Iraq: governorates IQGnn (IQG19 left
+# open for Halabja, a governorate since 2014 that the 2019 COD still lists as a district
+# of Sulaymaniyah), districts IQGnnQmm. The node checks codes against the shipped list
+# (node/geo); the protocol checks only the format, so a new district needs no release.
 _GOVERNORATE = pattern(r"IQG(0[1-9]|1[0-9])", "a governorate P-code IQG01..IQG19")
-_DISTRICT = pattern(r"IQD[0-9]{3}", "a district P-code IQD + 3 digits")
+_DISTRICT = pattern(
+    r"IQG(0[1-9]|1[0-9])Q[0-9]{2}", "a district P-code: governorate + Q + 2 digits (IQG08Q05)"
+)
 # A program id names a program, never a person: it starts with a letter and has no run
 # of 7 or more digits, so a national ID (12 digits) or a phone number (11) cannot be
 # smuggled into a feed through it (DESIGN §5).

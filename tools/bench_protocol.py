@@ -36,7 +36,7 @@ def make_entries(count: int) -> list[p.Entry]:
         body = p.Allocation(
             category=CATEGORIES[index % len(CATEGORIES)],
             date=f"2026-0{1 + index % 9}-{10 + index % 18}",
-            district=f"IQD{index % 120:03d}",
+            district=f"IQG{1 + index % 18:02d}Q{1 + index % 3:02d}",
             epoch=1,
             program="winter-2026",
             pseudonym=hashlib.sha256(index.to_bytes(8, "big")).digest(),

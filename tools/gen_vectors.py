@@ -77,7 +77,7 @@ def _allocation(pseudonym_label: str, **changes: Any) -> p.Allocation:
     fields: dict[str, Any] = {
         "category": "food",
         "date": "2026-05-27",
-        "district": "IQD046",
+        "district": "IQG02Q06",
         "epoch": 1,
         "program": "ramadan-2026",
         "pseudonym": hashlib.sha256(pseudonym_label.encode()).digest(),
@@ -619,7 +619,7 @@ def sealed_vectors() -> list[dict[str, Any]]:
     recipient = p.signing_key(seed("B"))
     enc_secret = seed("B-enc")
     attachment = p.Attachment(
-        data=b"district,households\nIQD046,120\n", name="قائمة.csv", type="text/csv"
+        data=b"district,households\nIQG02Q06,120\n", name="قائمة.csv", type="text/csv"
     )
     cases: list[tuple[str, p.Body]] = [
         (

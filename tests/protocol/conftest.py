@@ -43,7 +43,7 @@ PSEUDONYM = hashlib.sha256(b"household 17").digest()
 ALLOCATION_CONTENT: dict[str, Any] = {
     "category": "food",
     "date": "2026-03-15",
-    "district": "IQD045",
+    "district": "IQG08Q05",
     "epoch": 3,
     "program": "winter-2026",
     "pseudonym": PSEUDONYM,

@@ -57,7 +57,7 @@ def expected_entry_json(entry: Entry) -> dict[str, Any]:
         "content": {
             "category": "food",
             "date": "2026-03-15",
-            "district": "IQD045",
+            "district": "IQG08Q05",
             "epoch": 3,
             "program": "winter-2026",
             "pseudonym": entry.content["pseudonym"].hex(),

@@ -196,7 +196,7 @@ def test_every_single_bit_flip_is_rejected() -> None:
                 verify_entry(bytes(flipped), net=NET, now_ms=NOW)
             codes.add(info.value.code)
             flips += 1
-    assert flips == len(wire) * 8 == 2896
+    assert flips == len(wire) * 8 == 2912
     # Flips are caught at every layer, not only by the signature.
     assert {
         protocol.ErrorCode.BAD_SIGNATURE,

@@ -59,7 +59,7 @@ TEXT = TextMessage(
     subject="توزيع آذار",
     thread=THREAD,
     attachments=(
-        Attachment(name="قائمة.csv", type="text/csv", data=b"district,count\nIQD045,17\n"),
+        Attachment(name="قائمة.csv", type="text/csv", data=b"district,count\nIQG08Q05,17\n"),
         Attachment(name="photo.png", type="image/png", data=b"\x89PNG\r\n\x1a\n" + bytes(100)),
     ),
 )
