@@ -31,6 +31,20 @@ else
     echo "PostgreSQL is not reachable on 127.0.0.1:5432"
 fi
 
+step "libsodium (ristretto255 for pseudonyms; pysodium loads the system library)"
+if ! .venv/bin/python -c 'from protocol import oprf; raise SystemExit(0 if oprf.available() else 1)'; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            libsodium23 >/dev/null
+        echo "installed libsodium23"
+    else
+        echo "libsodium >= 1.0.18 missing and not root: apt-get install libsodium23 as root"
+    fi
+else
+    echo "libsodium with ristretto255 is available"
+fi
+
 step "ruff (lint and format)"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
