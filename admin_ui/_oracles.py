@@ -31,7 +31,7 @@ from node.web import current_account, services
 from ._choices import ERRORS
 from ._i18n import N_, Locale
 from ._names import Names
-from ._page import locale_of, render
+from ._page import locale_of, render, unavailable
 from ._peers import STATES
 
 __all__ = ["ANSWERS", "QUOTA_RANGE", "oracles_page", "set_quota"]
@@ -195,17 +195,7 @@ async def _usage_views(
 
 
 def _unavailable(request: web.Request) -> web.Response:
-    locale = locale_of(request)
-    response = render(
-        request,
-        "error.html",
-        locale.gettext(N_("Temporarily unavailable")),
-        status=503,
-        message=locale.gettext(_UNAVAILABLE),
-        code="UNAVAILABLE",
-    )
-    response.headers["X-Watan-Error"] = "UNAVAILABLE"
-    return response
+    return unavailable(request, _UNAVAILABLE)
 
 
 def _done(request: web.Request, locale: Locale) -> list[tuple[str, str]]:

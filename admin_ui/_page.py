@@ -15,7 +15,7 @@ from node.web import current_session, pre_session_token, services
 from ._i18n import DEFAULT_LOCALE, LOCALES, N_, Locale, get_locale, negotiate
 from ._templating import Renderer
 
-__all__ = ["LANG_COOKIE", "RENDERER", "locale_of", "render", "safe_next"]
+__all__ = ["LANG_COOKIE", "RENDERER", "locale_of", "render", "safe_next", "unavailable"]
 
 LANG_COOKIE: Final = "watan_lang"
 RENDERER: Final = web.AppKey("watan_renderer", Renderer)
@@ -107,3 +107,18 @@ def render(
         **context,
     )
     return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
+
+
+def unavailable(request: web.Request, message: str) -> web.Response:
+    """The 503 page of a feature this node does not run (``message`` untranslated)."""
+    locale = locale_of(request)
+    response = render(
+        request,
+        "error.html",
+        locale.gettext(N_("Temporarily unavailable")),
+        status=503,
+        message=locale.gettext(message),
+        code="UNAVAILABLE",
+    )
+    response.headers["X-Watan-Error"] = "UNAVAILABLE"
+    return response

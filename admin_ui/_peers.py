@@ -31,7 +31,7 @@ from node.web import Services, current_account, node_summary, services
 from ._choices import ERRORS
 from ._i18n import N_, TIMEZONE, Locale
 from ._names import Names
-from ._page import locale_of, render
+from ._page import locale_of, render, unavailable
 
 __all__ = [
     "MAX_BLOCKLIST_BYTES",
@@ -139,17 +139,7 @@ def _federation(request: web.Request) -> FederationService | None:
 
 
 def _unavailable(request: web.Request) -> web.Response:
-    locale = locale_of(request)
-    response = render(
-        request,
-        "error.html",
-        locale.gettext(N_("Temporarily unavailable")),
-        status=503,
-        message=locale.gettext(_UNAVAILABLE),
-        code="UNAVAILABLE",
-    )
-    response.headers["X-Watan-Error"] = "UNAVAILABLE"
-    return response
+    return unavailable(request, _UNAVAILABLE)
 
 
 def _done(request: web.Request, locale: Locale) -> list[tuple[str, str]]:
