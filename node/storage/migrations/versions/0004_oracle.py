@@ -1,5 +1,7 @@
-"""Pseudonym oracles: this node's key shares, its usage counts as an oracle, and the
-pseudonyms it obtained (or still waits for) as a client.
+"""Pseudonym oracles: key shares held, usage counted as an oracle, pseudonyms obtained.
+
+This node's key shares, its usage counts as an oracle, and the pseudonyms it obtained
+(or still waits for) as a client; an index on entries.kind.
 
 Revision ID: 0004
 Revises: 0003
