@@ -75,5 +75,10 @@ else
     echo "chromium and fonts-noto-core are installed"
 fi
 
-step "pytest (branch coverage of protocol/ >= 95%)"
-.venv/bin/pytest --cov --cov-report=term --cov-fail-under=95
+step "pytest (branch coverage of protocol/ >= 95%), two workers"
+# pytest-xdist: two workers (CI has two cores; the node, browser and PostgreSQL tests
+# spend much of their time waiting), each test handed to whichever is free, except the
+# groups tests/conftest.py names (the browser tests, the network-namespace tests), each
+# run whole on one worker. The options live here, not in addopts, so that running one
+# test file stays one process (and --pdb works); coverage is combined from both workers.
+.venv/bin/pytest -n 2 --dist loadgroup --cov --cov-report=term --cov-fail-under=95

@@ -8,6 +8,7 @@ drive sync rounds explicitly (``sync``/``converge``), so nothing sleeps.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from node.web import make_app
 NOW = 1_780_000_000_000
 CHEAP = PasswordHasher.from_parameters(CHEAPEST)
 NOTE_KIND = "test.note/1"
+#: How long :meth:`FedNode.sync` waits for a sync already running in the background.
+BACKGROUND_SYNC_DEADLINE_S = 60.0
 
 
 @dataclass
@@ -66,10 +69,10 @@ class FedNode:
         results = []
         replicator = self.node.federation.replicator
         for peer in await self.node.federation.peers.approved():
-            # a notify may have started a sync of this peer in the background
-            for _ in range(2000):
-                if not replicator.state(peer.node_id).running:
-                    break
+            # a notify may have started a sync of this peer in the background: let it end
+            # (a hang guard, generous: a worker of a parallel run gets about one core)
+            deadline = time.monotonic() + BACKGROUND_SYNC_DEADLINE_S
+            while replicator.state(peer.node_id).running and time.monotonic() < deadline:
                 await asyncio.sleep(0.005)
             results.append(await replicator.sync_peer(peer))
         return results

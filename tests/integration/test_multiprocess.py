@@ -10,7 +10,6 @@ import itertools
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,17 +22,12 @@ import pytest
 
 import protocol
 
+from ..conftest import restartable_port
+
 pytestmark = pytest.mark.asyncio
 
 WATAN = [sys.executable, "-m", "node.cli"]
 ENV = {**os.environ, "WATAN_SYNC_INTERVAL_S": "1", "PYTHONUNBUFFERED": "1"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _run(*args: str) -> str:
@@ -124,7 +118,8 @@ def procs(tmp_path: Path) -> Iterator[list[Proc]]:
 
 
 def _new(nodes: list[Proc], tmp: Path, name: str) -> Proc:
-    node = Proc(name, tmp / name, _free_port())
+    # each node stops and starts again on its port: one no other xdist worker can take
+    node = Proc(name, tmp / name, restartable_port())
     nodes.append(node)
     node.start()  # first run: creates the node and its first admin
     node.stop()

@@ -678,11 +678,9 @@ async def test_first_admin_password_file_lives_until_changed(tmp_path: Path) -> 
         assert not path.exists()
 
 
-async def test_profile_edit_appends_a_signed_entry_and_an_audit_row(
-    tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
+async def test_profile_edit_appends_a_signed_entry_and_an_audit_row(tmp_path: Path) -> None:
     for backend in ("sqlite", "postgresql"):
-        name = f"watan_test_web_{request.node.name[-6:]}_{backend}".lower().replace("-", "_")
+        name = f"watan_test_web_{secrets.token_hex(6)}"  # unique: runs and workers overlap
         url = None if backend == "sqlite" else await _postgres_database(name)
         try:
             async with web_node(tmp_path / backend, database_url=url) as web:

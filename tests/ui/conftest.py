@@ -36,6 +36,7 @@ from playwright.sync_api import (
     Locator,
     Page,
     Response,
+    expect,
     sync_playwright,
 )
 
@@ -61,6 +62,11 @@ PASSWORD = "correct horse battery staple"
 ROLES = ("coordinator", "case_worker", "auditor")
 STARTUP_DEADLINE_S = 30.0
 STOP_DEADLINE_S = 15.0
+#: How long ``expect(...)`` waits for a page to reach the state asserted (Playwright's
+#: default is 5 s): a hang guard, generous because under ``pytest -n 2`` the node, the
+#: browser and the other worker's tests share two cores.
+EXPECT_TIMEOUT_MS = 15_000
+expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 
 
 def _require_chromium() -> None:
