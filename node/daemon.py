@@ -51,7 +51,7 @@ from node.federation import (
 from node.federation._delivery import PeerTransport
 from node.federation._discovery import Advert, Discovery, DiscoveryError
 from node.identity import Identity, IdentityError, load_or_create_identity
-from node.oracle import OracleServer, PseudonymService
+from node.oracle import OracleServer, PseudonymService, dealers_of
 from node.profile import ProfileService
 from node.storage import Database, FeedStore, StorageError
 from node.web import Services, load_ui, make_app
@@ -357,7 +357,7 @@ def _oracles(
         identity=identity,
         clock=clock,
         random_bytes=secrets.token_bytes,
-        scope=federation.peers.replicated_authors,
+        scope=dealers_of(config),
     )
 
 

@@ -31,6 +31,8 @@ from node.oracle import (
     PseudonymService,
     active_config,
     deal,
+    dealers_of,
+    founder_of,
     import_share,
     utc_day,
 )
@@ -119,6 +121,7 @@ async def _deal(args: argparse.Namespace) -> int:
             threshold=args.threshold,
             oracles=oracles,
             random_bytes=secrets.token_bytes,
+            founder=founder_of(node.config),
             epoch=args.epoch,
         )
     out = args.out or args.data / "oracle-shares" / f"epoch-{dealt.epoch}"
@@ -147,7 +150,7 @@ async def _import(args: argparse.Namespace) -> int:
         held = await import_share(
             text,
             feeds=node.feeds,
-            scope=node.peers.replicated_authors,
+            scope=dealers_of(node.config),
             audit=node.audit,
             identity=node.identity,
             net=node.config.net,
@@ -175,7 +178,7 @@ async def _status(args: argparse.Namespace) -> int:
         server = _server(node)
         doc: dict[str, Any] = {"config": None, "error": None}
         try:
-            config = await active_config(node.feeds, node.peers.replicated_authors)
+            config = await active_config(node.feeds, dealers_of(node.config))
         except OracleError as error:
             doc["error"] = error.code.value
         else:
@@ -227,7 +230,7 @@ async def _check(args: argparse.Namespace) -> int:
             identity=node.identity,
             clock=clock,
             random_bytes=secrets.token_bytes,
-            scope=node.peers.replicated_authors,
+            scope=dealers_of(node.config),
         )
         try:
             config = await service.config()

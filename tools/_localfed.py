@@ -18,7 +18,7 @@ from argon2.profiles import CHEAPEST
 from node.clock import Clock
 from node.daemon import Node, OrgDetails, init_node
 from node.federation import FED_PREFIX, create_federation, join
-from node.oracle import deal, import_share
+from node.oracle import deal, dealers_of, founder_of, import_share
 from node.web import make_app
 
 __all__ = ["LocalNode", "local_federation"]
@@ -121,6 +121,7 @@ async def local_federation(
             threshold=threshold,
             oracles=[n.node.identity.node_id for n in nodes],
             random_bytes=os.urandom,
+            founder=founder_of(dealer.config),
         )
         await _sync_all(nodes)
         for local in nodes[1:]:
@@ -129,7 +130,7 @@ async def local_federation(
             await import_share(
                 dealt.files[node.identity.node_id],
                 feeds=node.feeds,
-                scope=node.federation.peers.replicated_authors,
+                scope=dealers_of(node.config),
                 audit=node.audit,
                 identity=node.identity,
                 net=node.config.net,

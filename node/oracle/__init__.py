@@ -2,7 +2,7 @@
 as a client obtaining pseudonyms from a threshold of oracles, and the key ceremony."""
 
 from ._client import OracleAnswer, PseudonymResult, PseudonymService
-from ._config import ActiveConfig, active_config
+from ._config import ActiveConfig, active_config, dealers_of, founder_of
 from ._deal import Dealt, deal, import_share
 from ._errors import OracleError, OracleErrorCode
 from ._server import DEFAULT_DAILY_QUOTA, MAX_BATCH, OracleServer, UsageRow, utc_day
@@ -25,6 +25,8 @@ __all__ = [
     "UsageRow",
     "active_config",
     "deal",
+    "dealers_of",
+    "founder_of",
     "import_share",
     "open_share_file",
     "seal_share_file",

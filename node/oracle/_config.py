@@ -1,5 +1,12 @@
 """Which oracle configuration is in force: the ``oracle.config/1`` with the highest
-epoch among the feeds this node replicates (SPEC §5.9, §13.6)."""
+epoch among those the federation's founder published (SPEC §5.9, §13.6).
+
+Only the founder deals. Were any approved peer's configuration accepted, one NGO could
+publish a higher epoch naming oracles it controls, deal itself the whole key, and
+compute every household's pseudonym of that epoch alone: exactly what the threshold
+exists to prevent. The founder is already the party every member trusted to found the
+federation; dealing adds the trusted-dealer assumption to it (docs/pseudonyms.md).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +14,29 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import protocol
+from node.config import NodeConfig
 from node.storage import FeedStore, stored_content
 
 from ._errors import OracleError, OracleErrorCode
 
-__all__ = ["ActiveConfig", "active_config"]
+__all__ = ["ActiveConfig", "active_config", "dealers_of", "founder_of"]
+
+
+def founder_of(config: NodeConfig) -> bytes | None:
+    """The node id that founded this node's federation (None while standalone)."""
+    if config.genesis is None:
+        return None
+    return protocol.parse_genesis(bytes.fromhex(config.genesis), net=config.net).founder
+
+
+def dealers_of(config: NodeConfig) -> Callable[[], Awaitable[set[bytes]]]:
+    """The authors whose ``oracle.config/1`` count: the founder alone."""
+    founder = founder_of(config)
+
+    async def dealers() -> set[bytes]:
+        return set() if founder is None else {founder}
+
+    return dealers
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

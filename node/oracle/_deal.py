@@ -40,10 +40,11 @@ class Dealt:
     imported_own: bool
 
 
-async def _next_epoch(feeds: FeedStore) -> int:
+async def _next_epoch(feeds: FeedStore, dealer: bytes) -> int:
     epochs = [
         protocol.OracleConfig.build(stored_content(wire)).epoch
-        for _author, _seq, wire in await feeds.all_of_kind(protocol.OracleConfig.KIND)
+        for author, _seq, wire in await feeds.all_of_kind(protocol.OracleConfig.KIND)
+        if author == dealer  # others' configurations count for nothing (_config)
     ]
     return max(epochs, default=0) + 1
 
@@ -73,20 +74,29 @@ async def deal(
     threshold: int,
     oracles: Sequence[bytes],
     random_bytes: Callable[[int], bytes],
+    founder: bytes | None,
     actor: int | None = None,
     epoch: int | None = None,
 ) -> Dealt:
-    """Deal a new epoch (module docstring).
+    """Deal a new epoch (module docstring); only the federation's founder may
+    (``node.oracle.founder_of``): other nodes ignore anyone else's configuration.
 
     Raises:
-        OracleError: BAD_DEAL (threshold, duplicates, epoch not new), NO_PROFILE.
+        OracleError: NOT_FOUNDER, BAD_DEAL (threshold, duplicates, epoch not new),
+            NO_PROFILE.
     """
+    if founder != identity.node_id:
+        raise OracleError(
+            "only the node that founded the federation deals the oracle key (the others "
+            "ignore anyone else's configuration); run this on the founding node",
+            code=OracleErrorCode.NOT_FOUNDER,
+        )
     if len(set(oracles)) != len(oracles) or not 2 <= threshold <= len(oracles) <= 255:
         raise OracleError(
             "deal to 2..255 distinct oracles with a threshold of 2..(number of oracles)",
             code=OracleErrorCode.BAD_DEAL,
         )
-    next_epoch = await _next_epoch(feeds)
+    next_epoch = await _next_epoch(feeds, identity.node_id)
     if epoch is None:
         epoch = next_epoch
     elif epoch < next_epoch:

@@ -18,6 +18,7 @@ class OracleErrorCode(enum.StrEnum):
     TOO_FEW_ORACLES = "TOO_FEW_ORACLES"  # fewer than threshold oracles answered validly
     NO_PROFILE = "NO_PROFILE"  # an oracle whose profile (encryption key) we do not hold
     BAD_DEAL = "BAD_DEAL"  # deal arguments out of range
+    NOT_FOUNDER = "NOT_FOUNDER"  # only the federation's founder deals
     BAD_SHARE_FILE = "BAD_SHARE_FILE"  # not a share file, or not for this node or net
     SHARE_MISMATCH = "SHARE_MISMATCH"  # the share does not match the published config
     SHARE_EXISTS = "SHARE_EXISTS"  # a different share of that epoch is already held

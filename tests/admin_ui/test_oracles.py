@@ -28,6 +28,8 @@ from node.oracle import (
     OracleServer,
     PseudonymService,
     deal,
+    dealers_of,
+    founder_of,
     import_share,
     utc_day,
 )
@@ -111,6 +113,7 @@ async def _deal(web: WebNode, dealer: FedNode, oracles: list[FedNode], **kw: Any
         threshold=kw.pop("threshold", 2),
         oracles=[node.id for node in oracles],
         random_bytes=os.urandom,
+        founder=founder_of(dealer.node.config),
         **kw,
     )
 
@@ -126,7 +129,7 @@ async def _dealt(web: WebNode, nodes: dict[str, FedNode]) -> None:
     await import_share(
         dealt.files[b.id],
         feeds=b.node.feeds,
-        scope=b.node.federation.peers.replicated_authors,
+        scope=dealers_of(b.node.config),
         audit=b.node.audit,
         identity=b.node.identity,
         net=b.node.config.net,
@@ -252,7 +255,18 @@ async def test_two_configurations_of_one_epoch_are_a_conflict(
     await link(a, b)
     await converge([a, b])
     await _deal(web, a, [a, b])
-    await _deal(web, b, [b, a], epoch=1)  # before b has a's: both claim epoch 1
+    # the founder publishes a second, different epoch 1 (deal() itself refuses that)
+    second = protocol.OracleConfig(
+        epoch=1,
+        keys=[oprf.derive_key_pair(bytes([i]) * 32, b"k")[1] for i in (1, 2)],
+        oracles=[b.id, a.id],
+        suite=oprf.SUITE,
+        threshold=2,
+    )
+    key, net, now = a.node.identity.signing_key, a.node.config.net, web.clock.now_ms()
+    await a.node.feeds.append_own(
+        lambda head: protocol.append(head, second, key=key, net=net, now_ms=now), now_ms=now
+    )
     await converge([a, b])
     status, html = await _get(web, "/oracles", lang)
     assert status == 200

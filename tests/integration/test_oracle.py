@@ -9,6 +9,7 @@ import json
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +24,8 @@ from node.oracle import (
     PseudonymService,
     active_config,
     deal,
+    dealers_of,
+    founder_of,
     import_share,
     open_share_file,
 )
@@ -61,6 +64,7 @@ async def _ceremony(
         threshold=threshold,
         oracles=[nodes[name].id for name in oracles],
         random_bytes=os.urandom,
+        founder=founder_of(fed.node.config),
     )
     await converge(list(nodes.values()))
     for name in oracles:
@@ -72,7 +76,7 @@ async def _ceremony(
         await import_share(
             dealt.files[target.id],
             feeds=target.node.feeds,
-            scope=target.node.federation.peers.replicated_authors,
+            scope=dealers_of(target.node.config),
             audit=target.node.audit,
             identity=target.node.identity,
             net=target.node.config.net,
@@ -265,6 +269,7 @@ async def test_share_file_checks(tmp_path: Path) -> None:
             threshold=2,
             oracles=[nodes["b"].id, nodes["c"].id],
             random_bytes=os.urandom,
+            founder=founder_of(nodes["a"].node.config),
         )
         text_b = dealt.files[nodes["b"].id]
         b = nodes["b"].node
@@ -280,7 +285,7 @@ async def test_share_file_checks(tmp_path: Path) -> None:
                 await import_share(
                     text,
                     feeds=node.feeds,
-                    scope=node.federation.peers.replicated_authors,
+                    scope=dealers_of(node.config),
                     audit=node.audit,
                     identity=node.identity,
                     net=node.config.net,
@@ -300,7 +305,7 @@ async def test_share_file_checks(tmp_path: Path) -> None:
         held = await import_share(
             text_b,
             feeds=b.feeds,
-            scope=b.federation.peers.replicated_authors,
+            scope=dealers_of(b.config),
             audit=b.audit,
             identity=b.identity,
             net=b.config.net,
@@ -309,7 +314,7 @@ async def test_share_file_checks(tmp_path: Path) -> None:
         )
         assert (
             held.share.public_key
-            == (await active_config(b.feeds, b.federation.peers.replicated_authors)).share_keys()[1]
+            == (await active_config(b.feeds, dealers_of(b.config))).share_keys()[1]
         )
         # the secret is sealed at rest: the row does not hold it
         row = await b.db.read(
@@ -406,33 +411,61 @@ async def test_hostile_evaluate_requests_get_clean_errors(tmp_path: Path) -> Non
         assert [u.count for u in await server.usage()] == [1]
 
 
-async def test_conflicting_dealers_then_a_new_epoch(tmp_path: Path) -> None:
-    """Two dealers publishing epoch 1 is a conflict nobody guesses through; a new epoch
-    resolves it, and pseudonyms of the new epoch differ from the old ones."""
+def _publish_config(fed: FedNode, clock: FakeClock, oracles: list[bytes]) -> Any:
+    """An ``oracle.config/1`` of epoch 1 appended by hand (deal() refuses a non-new
+    epoch, and refuses a node that did not found the federation)."""
+    body = protocol.OracleConfig(
+        epoch=1,
+        keys=[oprf.derive_key_pair(bytes([i]) * 32, b"k")[1] for i in range(1, len(oracles) + 1)],
+        oracles=oracles,
+        suite=oprf.SUITE,
+        threshold=2,
+    )
+    key, net, now = fed.node.identity.signing_key, fed.node.config.net, clock.now_ms()
+    return fed.node.feeds.append_own(
+        lambda head: protocol.append(head, body, key=key, net=net, now_ms=now), now_ms=now
+    )
+
+
+async def test_only_the_founder_deals_a_conflict_and_a_new_epoch(tmp_path: Path) -> None:
+    """A peer's configuration is ignored (else one NGO could deal itself the whole key);
+    two different ones of one epoch from the founder are a conflict nobody guesses
+    through; a new epoch settles it, with pseudonyms that differ from the old ones."""
     clock = FakeClock(NOW)
     async with federation(tmp_path, ["a", "b", "c"], clock=clock) as nodes:
         for x, y in (("a", "b"), ("a", "c"), ("b", "c")):
             await link(nodes[x], nodes[y])
         await converge(list(nodes.values()))
-        await _ceremony(nodes, "a", ["a", "b", "c"], clock)
+        server_b = nodes["b"].node.federation.oracle
+        assert server_b is not None
+        with pytest.raises(OracleError) as refused:
+            await deal(
+                feeds=nodes["b"].node.feeds,
+                audit=nodes["b"].node.audit,
+                identity=nodes["b"].node.identity,
+                net=nodes["b"].node.config.net,
+                clock=clock,
+                shares=server_b.shares,
+                threshold=2,
+                oracles=[nodes["b"].id, nodes["c"].id],
+                random_bytes=os.urandom,
+                founder=founder_of(nodes["b"].node.config),
+            )
+        assert refused.value.code is OracleErrorCode.NOT_FOUNDER
+        # b publishes a configuration anyway, naming oracles it controls: ignored
+        await _publish_config(nodes["b"], clock, [nodes["b"].id, nodes["c"].id])
+        await converge(list(nodes.values()))
         service = _service(nodes["c"])
+        with pytest.raises(OracleError) as info:
+            await service.config()
+        assert info.value.code is OracleErrorCode.NO_CONFIG
+
+        await _ceremony(nodes, "a", ["a", "b", "c"], clock)
         item = oprf.PseudonymInput.from_national_id(NID)
         first = await service.resolve(item, timeout_s=30)
         assert first.state == "ready" and first.epoch == 1
-        # b publishes an epoch 1 of its own, as a dealer that had not seen a's would
-        # (deal() itself refuses an epoch that is not new)
-        body = protocol.OracleConfig(
-            epoch=1,
-            keys=[oprf.derive_key_pair(bytes([i]) * 32, b"k")[1] for i in (1, 2)],
-            oracles=[nodes["b"].id, nodes["c"].id],
-            suite=oprf.SUITE,
-            threshold=2,
-        )
-        key, net = nodes["b"].node.identity.signing_key, nodes["b"].node.config.net
-        await nodes["b"].node.feeds.append_own(
-            lambda head: protocol.append(head, body, key=key, net=net, now_ms=clock.now_ms()),
-            now_ms=clock.now_ms(),
-        )
+        # the founder publishes a second, different epoch 1: a conflict
+        await _publish_config(nodes["a"], clock, [nodes["c"].id, nodes["b"].id])
         await converge(list(nodes.values()))
         with pytest.raises(OracleError) as info:
             await service.config()

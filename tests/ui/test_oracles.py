@@ -21,7 +21,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from node.clock import FakeClock
-from node.oracle import deal, import_share
+from node.oracle import deal, dealers_of, founder_of, import_share
 from protocol import oprf
 from tests.integration.fed_helpers import converge, federation, link
 
@@ -63,12 +63,13 @@ async def prepare(tmp: Path) -> None:
             threshold=2,
             oracles=[a.id, b.id],
             random_bytes=os.urandom,
+            founder=founder_of(a.node.config),
         )
         await converge([a, b])
         await import_share(
             dealt.files[b.id],
             feeds=b.node.feeds,
-            scope=b.node.federation.peers.replicated_authors,
+            scope=dealers_of(b.node.config),
             audit=b.node.audit,
             identity=b.node.identity,
             net=b.node.config.net,
