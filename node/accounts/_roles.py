@@ -35,6 +35,10 @@ class Permission(enum.StrEnum):
     VIEW_REPORTS = "view_reports"
     EDIT_HOUSEHOLDS = "edit_households"
     RECORD_DELIVERIES = "record_deliveries"
+    VIEW_HOUSEHOLDS = "view_households"  # lists, scores, the queue: no PII beyond names
+    VIEW_PII = "view_pii"  # a household's full record (audited)
+    EDIT_SCORING = "edit_scoring"  # the need-scoring model and the queue's settings
+    OVERRIDE_DUPLICATE = "override_duplicate"  # deliver despite another NGO's recent aid
     VIEW_AUDIT_LOG = "view_audit_log"
     VIEW_DASHBOARD = "view_dashboard"
 
@@ -54,6 +58,10 @@ PERMISSIONS: Final[Mapping[Permission, frozenset[Role]]] = types.MappingProxyTyp
         Permission.VIEW_REPORTS: frozenset({_C, _R}),
         Permission.EDIT_HOUSEHOLDS: frozenset({_W}),
         Permission.RECORD_DELIVERIES: frozenset({_W}),
+        Permission.VIEW_HOUSEHOLDS: frozenset({_C, _W}),
+        Permission.VIEW_PII: frozenset({_W}),
+        Permission.EDIT_SCORING: frozenset({_C}),
+        Permission.OVERRIDE_DUPLICATE: frozenset({_C}),
         Permission.VIEW_AUDIT_LOG: frozenset({_A, _R}),
         Permission.VIEW_DASHBOARD: frozenset({_A, _C, _W, _R}),
     }

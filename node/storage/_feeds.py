@@ -17,7 +17,7 @@ Rules enforced here, each within one transaction (SPEC §4):
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -36,6 +36,7 @@ __all__ = [
     "MAX_RANGE",
     "FeedStore",
     "ForkRecord",
+    "Indexer",
     "IngestResult",
     "IngestStatus",
     "stored_content",
@@ -85,6 +86,10 @@ class ForkRecord:
     found_ms: int
 
 
+#: Called with the write transaction and an entry being stored (see add_indexer).
+Indexer = Callable[[Connection, Entry], None]
+
+
 class FeedStore:
     """Every feed this node holds, its own included. One instance per node.
 
@@ -98,6 +103,20 @@ class FeedStore:
             raise ValueError("own must be a 32-byte author id")
         self._db = db
         self._own = own
+        self._indexers: dict[str, list[Indexer]] = {}
+
+    def add_indexer(self, kinds: Iterable[str], indexer: Indexer) -> None:
+        """Call ``indexer(conn, entry)`` for every entry of ``kinds`` stored from now on
+        (ours and peers'), inside the transaction that stores it: an index built from
+        entries (allocations for the queue) commits or rolls back with them. An
+        indexer must not raise for a valid entry; if it does, the entry is not stored."""
+        for kind in kinds:
+            self._indexers.setdefault(kind, []).append(indexer)
+
+    def _stored(self, conn: Connection, entry: Entry, now_ms: int) -> None:
+        _insert_entry(conn, entry, now_ms)
+        for indexer in self._indexers.get(entry.kind, ()):
+            indexer(conn, entry)
 
     # -- writes -------------------------------------------------------------------
 
@@ -149,7 +168,7 @@ class FeedStore:
             entry, new_head = protocol.verify_next(head, made.wire, net=made.net, now_ms=None)
         except RemoteProtocolError as error:
             raise LocalProtocolError(error.message, code=error.code) from None
-        _insert_entry(conn, entry, now_ms)
+        self._stored(conn, entry, now_ms)
         _set_head(conn, new_head)
         return entry
 
@@ -189,7 +208,7 @@ class FeedStore:
                 _drop_placeholder(conn, author)
             return IngestResult(status="gap")
         entry, new_head = protocol.verify_next(head, wire, net=net, now_ms=now_ms)
-        _insert_entry(conn, entry, now_ms)
+        self._stored(conn, entry, now_ms)
         _set_head(conn, new_head)
         return IngestResult(status="stored", entry=entry)
 
@@ -257,7 +276,7 @@ class FeedStore:
             except protocol.ProtocolError:
                 entry = None
             if entry is not None:
-                _insert_entry(conn, entry, now_ms)
+                self._stored(conn, entry, now_ms)
                 _set_head(conn, new_head)
                 held = seq
         if held < seq:

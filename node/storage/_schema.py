@@ -31,6 +31,16 @@ from sqlalchemy import (
 
 __all__ = [
     "accounts",
+    "ataa_allocations",
+    "ataa_data_keys",
+    "ataa_dist_households",
+    "ataa_distributions",
+    "ataa_duplicates",
+    "ataa_households",
+    "ataa_imports",
+    "ataa_models",
+    "ataa_name_index",
+    "ataa_scores",
     "audit_head",
     "audit_log",
     "blocks",
@@ -359,4 +369,210 @@ pseudonyms: Final = Table(
         name="pending_or_ready",
     ),
     Index("ix_pseudonyms_next_ms", "next_ms"),
+)
+
+# -- Ata'a (migration 0005) ---------------------------------------------------------------
+
+#: Data keys for households' PII: random 32-byte secretbox keys, each sealed to our own
+#: encryption key. The newest unretired key encrypts; rotation re-encrypts every
+#: household under a new key, then retires the old one (kept: a backup may need it).
+ataa_data_keys: Final = Table(
+    "ataa_data_keys",
+    metadata,
+    Column("id", Integer, nullable=False),
+    Column("sealed", LargeBinary, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("retired_ms", BigInteger, nullable=True),
+    PrimaryKeyConstraint("id"),
+)
+
+#: Households. ``pii`` is everything personal (names, national ID, phone, birth date,
+#: address, members, need facts), encrypted with data key ``key_id``. The other columns
+#: are not personal and serve queries: blind indexes (keyed hashes) for exact search
+#: and re-import, the pseudonym's cache key, area, and the current score.
+ataa_households: Final = Table(
+    "ataa_households",
+    metadata,
+    Column("id", Integer, nullable=False),
+    Column("key_id", Integer, nullable=False),
+    Column("pii", LargeBinary, nullable=False),
+    Column("nid_index", LargeBinary, nullable=True),
+    Column("phone_index", LargeBinary, nullable=True),
+    Column("pseudonym_mac", LargeBinary, nullable=True),
+    Column("weak", Boolean, nullable=False),
+    Column("governorate", Text, nullable=False),
+    Column("district", Text, nullable=False),
+    Column("displacement", Text, nullable=True),
+    Column("members", Integer, nullable=True),
+    Column("score", Integer, nullable=True),
+    Column("band", Text, nullable=True),
+    Column("model_version", Integer, nullable=True),
+    Column("status", Text, nullable=False),
+    Column("merged_into", Integer, nullable=True),
+    Column("import_id", Integer, nullable=True),
+    Column("created_by", Integer, nullable=True),
+    Column("registered_ms", BigInteger, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("id"),
+    ForeignKeyConstraint(["key_id"], ["ataa_data_keys.id"]),
+    CheckConstraint("status IN ('active', 'merged', 'archived')", name="status"),
+    Index("ix_ataa_households_nid_index", "nid_index", unique=True),
+    Index("ix_ataa_households_phone_index", "phone_index"),
+    Index("ix_ataa_households_pseudonym_mac", "pseudonym_mac"),
+    Index("ix_ataa_households_status_score", "status", "score"),
+    Index("ix_ataa_households_district", "district"),
+)
+
+#: Name search without names: one keyed hash per normalized name token.
+ataa_name_index: Final = Table(
+    "ataa_name_index",
+    metadata,
+    Column("token", LargeBinary, nullable=False),
+    Column("household_id", Integer, nullable=False),
+    PrimaryKeyConstraint("token", "household_id"),
+    ForeignKeyConstraint(["household_id"], ["ataa_households.id"]),
+    Index("ix_ataa_name_index_household_id", "household_id"),
+)
+
+#: Scoring models, versioned; exactly one is active once Ata'a has started.
+ataa_models: Final = Table(
+    "ataa_models",
+    metadata,
+    Column("version", Integer, nullable=False),
+    Column("model_id", Text, nullable=False),
+    Column("digest", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("created_by", Integer, nullable=True),
+    Column("created_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("version"),
+)
+
+#: Every score computed, kept with its model version (``breakdown`` is JSON).
+ataa_scores: Final = Table(
+    "ataa_scores",
+    metadata,
+    Column("household_id", Integer, nullable=False),
+    Column("model_version", Integer, nullable=False),
+    Column("score", Integer, nullable=False),
+    Column("band", Text, nullable=False),
+    Column("breakdown", Text, nullable=False),
+    Column("computed_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("household_id", "model_version"),
+    ForeignKeyConstraint(["household_id"], ["ataa_households.id"]),
+    ForeignKeyConstraint(["model_version"], ["ataa_models.version"]),
+)
+
+#: Import runs: progress counters and the per-row report (JSON; row numbers, columns
+#: and codes, never the values).
+ataa_imports: Final = Table(
+    "ataa_imports",
+    metadata,
+    Column("id", Integer, nullable=False),
+    Column("filename", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("total", Integer, nullable=False),
+    Column("processed", Integer, nullable=False),
+    Column("created", Integer, nullable=False),
+    Column("updated", Integer, nullable=False),
+    Column("rejected", Integer, nullable=False),
+    Column("report", Text, nullable=False),
+    Column("created_by", Integer, nullable=True),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("finished_ms", BigInteger, nullable=True),
+    PrimaryKeyConstraint("id"),
+    CheckConstraint("state IN ('running', 'done', 'failed')", name="state"),
+)
+
+#: Within-node duplicate suggestions, a pair each (``a < b``), for a human to decide.
+ataa_duplicates: Final = Table(
+    "ataa_duplicates",
+    metadata,
+    Column("a", Integer, nullable=False),
+    Column("b", Integer, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("decided_by", Integer, nullable=True),
+    Column("decided_ms", BigInteger, nullable=True),
+    Column("created_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("a", "b"),
+    ForeignKeyConstraint(["a"], ["ataa_households.id"]),
+    ForeignKeyConstraint(["b"], ["ataa_households.id"]),
+    CheckConstraint("a < b", name="ordered"),
+    CheckConstraint("state IN ('open', 'merged', 'dismissed')", name="state"),
+    Index("ix_ataa_duplicates_state", "state"),
+)
+
+#: The allocation index: one row per ``ataa.allocation/1`` entry we hold (ours and
+#: peers'), its fields copied for the queue and reports; a later
+#: ``ataa.allocation_void/1`` of the same author fills ``void_reason``/``void_seq``.
+ataa_allocations: Final = Table(
+    "ataa_allocations",
+    metadata,
+    Column("author", LargeBinary, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("entry_id", LargeBinary, nullable=False),
+    Column("pseudonym", LargeBinary, nullable=False),
+    Column("epoch", BigInteger, nullable=False),
+    Column("category", Text, nullable=False),
+    Column("unit", Text, nullable=False),
+    Column("quantity", BigInteger, nullable=False),
+    Column("value_iqd", BigInteger, nullable=False),
+    Column("program", Text, nullable=False),
+    Column("date", Text, nullable=False),
+    Column("district", Text, nullable=False),
+    Column("void_reason", Text, nullable=True),
+    Column("void_seq", BigInteger, nullable=True),
+    PrimaryKeyConstraint("author", "seq"),
+    ForeignKeyConstraint(["author", "seq"], ["entries.author", "entries.seq"]),
+    Index("ix_ataa_allocations_pseudonym_date", "pseudonym", "date"),
+    Index("ix_ataa_allocations_date", "date"),
+    Index("ix_ataa_allocations_entry_id", "entry_id", unique=True),
+)
+
+#: Distributions a coordinator plans.
+ataa_distributions: Final = Table(
+    "ataa_distributions",
+    metadata,
+    Column("id", Integer, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("program", Text, nullable=False),
+    Column("category", Text, nullable=False),
+    Column("unit", Text, nullable=False),
+    Column("quantity", BigInteger, nullable=False),
+    Column("value_iqd", BigInteger, nullable=False),
+    Column("governorate", Text, nullable=True),
+    Column("district", Text, nullable=True),
+    Column("target_count", Integer, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("created_by", Integer, nullable=True),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("id"),
+    CheckConstraint("state IN ('draft', 'open', 'closed')", name="state"),
+)
+
+#: The households of a distribution: picked from the queue (``rank``, ``priority`` at
+#: the time), included or excluded with a reason, delivered (``entry_seq`` of our
+#: allocation entry) or voided.
+ataa_dist_households: Final = Table(
+    "ataa_dist_households",
+    metadata,
+    Column("distribution_id", Integer, nullable=False),
+    Column("household_id", Integer, nullable=False),
+    Column("rank", Integer, nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("override_by", Integer, nullable=True),
+    Column("override_reason", Text, nullable=True),
+    Column("delivered_by", Integer, nullable=True),
+    Column("delivered_ms", BigInteger, nullable=True),
+    Column("entry_seq", BigInteger, nullable=True),
+    Column("updated_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("distribution_id", "household_id"),
+    ForeignKeyConstraint(["distribution_id"], ["ataa_distributions.id"]),
+    ForeignKeyConstraint(["household_id"], ["ataa_households.id"]),
+    CheckConstraint("state IN ('planned', 'excluded', 'delivered', 'voided')", name="state"),
+    Index("ix_ataa_dist_households_household_id", "household_id"),
 )

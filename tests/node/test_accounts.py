@@ -61,6 +61,10 @@ EXPECTED: dict[Permission, set[Role]] = {
     Permission.VIEW_REPORTS: {C, R},
     Permission.EDIT_HOUSEHOLDS: {W},
     Permission.RECORD_DELIVERIES: {W},
+    Permission.VIEW_HOUSEHOLDS: {C, W},
+    Permission.VIEW_PII: {W},
+    Permission.EDIT_SCORING: {C},
+    Permission.OVERRIDE_DUPLICATE: {C},
     Permission.VIEW_AUDIT_LOG: {A, R},
     Permission.VIEW_DASHBOARD: {A, C, W, R},
 }

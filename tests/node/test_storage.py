@@ -73,7 +73,7 @@ async def test_upgrade_is_idempotent_and_reaches_head(db: Database) -> None:
     assert await db.current_revision() is None
     await db.upgrade()
     await db.upgrade()
-    assert await db.current_revision() == Database.head_revision() == "0004"
+    assert await db.current_revision() == Database.head_revision() == "0005"
 
     def tables(conn: Connection) -> set[str]:
         return set(inspect(conn).get_table_names())
