@@ -1,8 +1,12 @@
 """Fixtures for the browser tests: a real node in a subprocess, Debian's Chromium
 driven by Playwright, and helpers to sign in, scan with axe-core and take screenshots.
 
-One node and one browser serve the whole session; every test gets a fresh browser
-context (its own cookies) with its locale set. The node is seeded through the JSON API:
+One node and one browser serve this package's tests; every test gets a fresh browser
+context (its own cookies) with its locale set. Both end after the package's last test,
+not the session's: Playwright's sync API keeps an event loop running in the main
+thread, and a parallel run's worker goes on to other packages' asyncio tests, which
+could not start a loop of their own while it runs (tests/conftest.py's ``ui`` group keeps
+this package's tests together on one worker). The node is seeded through the JSON API:
 its first admin's one-time password is replaced, and a coordinator, a case worker and
 an auditor are created (their one-time passwords replaced too).
 
@@ -78,7 +82,7 @@ def _require_chromium() -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="package", autouse=True)
 def _chromium_present() -> None:
     """Skip (or, under CI, fail) every test here before any node is started."""
     _require_chromium()
@@ -214,7 +218,7 @@ class Api:
         )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     """The shared, seeded node: admin and one account of every other role, all with
     :data:`PASSWORD`; audit rows from all of that."""
@@ -241,7 +245,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
 # -- the browser ------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
@@ -253,7 +257,7 @@ def browser() -> Iterator[Browser]:
             chromium.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def axe() -> Axe:
     return Axe()
 
@@ -265,10 +269,10 @@ def role_username(role: str) -> str:
     return "admin" if role == "admin" else role.replace("_", "-")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def signed_in(browser: Browser, node: Node) -> Callable[[str], Any]:
     """``signed_in(role)``: the cookies of one session of that role, signed in once
-    per test session (each sign-in costs an Argon2 hash on the node)."""
+    per run of this package (each sign-in costs an Argon2 hash on the node)."""
     states: dict[str, Any] = {}
 
     def state(role: str) -> Any:
