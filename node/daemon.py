@@ -29,6 +29,7 @@ from argon2 import PasswordHasher
 import protocol
 from node._files import write_private_file
 from node.accounts import FIRST_ADMIN, AccountError, AccountErrorCode, AccountService
+from node.ataa import Ataa, ataa_status, build_ataa
 from node.audit import AuditLog
 from node.clock import Clock
 from node.config import (
@@ -112,6 +113,7 @@ class Node:
     accounts: AccountService
     profiles: ProfileService
     federation: FederationService
+    ataa: Ataa
     #: The first admin's one-time password, set only by the run that created it.
     first_password: str | None = None
 
@@ -127,6 +129,7 @@ class Node:
             profiles=self.profiles,
             federation=self.federation,
             messages=self.federation.messages,
+            ataa=self.ataa,
             peer_count=lambda: self.federation.approved_count,
             clock=clock,
             random_bytes=secrets.token_bytes,
@@ -141,6 +144,7 @@ class Node:
             (self.data_dir / FIRST_PASSWORD_FILE).unlink(missing_ok=True)
 
     async def close(self) -> None:
+        await self.ataa.close()
         await self.federation.close()
         await self.db.close()
 
@@ -291,6 +295,17 @@ def _make_node(
     )
     federation.messages = _messages(db, feeds, audit, identity, config, clock, federation)
     _oracles(db, feeds, audit, identity, config, clock, federation)
+    assert federation.pseudonyms is not None
+    ataa = build_ataa(
+        db,
+        feeds=feeds,
+        audit=audit,
+        identity=identity,
+        clock=clock,
+        net=lambda: federation.net,
+        pseudonyms=federation.pseudonyms,
+        on_appended=federation.feed_grew,
+    )
     return Node(
         data_dir,
         identity,
@@ -301,6 +316,7 @@ def _make_node(
         AccountService(db, audit=audit, hasher=hasher),
         profiles,
         federation,
+        ataa,
     )
 
 
@@ -441,6 +457,7 @@ async def node_status(data_dir: Path) -> dict[str, Any]:
         feeds = FeedStore(db, own=config.node_id)
         heads = await feeds.heads()
         peers = await _status_peers(db)
+        ataa = await ataa_status(db)
     except StorageError as error:
         raise NodeError(error.message) from None
     finally:
@@ -454,6 +471,7 @@ async def node_status(data_dir: Path) -> dict[str, Any]:
         "feed": None if own is None else {"seq": own[0], "id": own[1].hex()},
         "peers": peers,
         "heads": {author.hex(): seq for author, (seq, _id) in sorted(heads.items())},
+        "ataa": ataa,
     }
 
 
@@ -545,6 +563,7 @@ async def serve(
         if node.federation.public_url is None and host not in ("0.0.0.0", "::"):
             node.federation.public_url = url + "/fed/v1"
         await node.federation.start()
+        await node.ataa.start()
         if discover:
             discovery = await _start_discovery(node, port)
         if ready is not None:
@@ -557,6 +576,7 @@ async def serve(
     finally:
         if discovery is not None:
             await discovery.stop()
+        await node.ataa.close()
         await node.federation.close()
         await runner.cleanup()
         lock.release()

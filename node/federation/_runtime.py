@@ -3,6 +3,7 @@ replay cache and the scheduler that drives them (APScheduler)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -78,6 +79,7 @@ class FederationService:
         self.pseudonyms: PseudonymService | None = None
         #: Approved peers as of the last sync round (the dashboard shows it).
         self.approved_count = 0
+        self._notifying: set[asyncio.Task[None]] = set()
 
     @property
     def net(self) -> bytes:
@@ -181,6 +183,19 @@ class FederationService:
             await self.messages.deliver_due()
         except Exception:
             _log.exception("message delivery round failed", extra={"event": "messages.error"})
+
+    def feed_grew(self) -> None:
+        """Our feed just grew (a delivery): tell approved peers now rather than at the
+        next round, so that their queues re-rank within seconds. Call from the loop."""
+        task = asyncio.get_running_loop().create_task(self._notify_grew())
+        self._notifying.add(task)
+        task.add_done_callback(self._notifying.discard)
+
+    async def _notify_grew(self) -> None:
+        try:
+            await self.replicator.notify_now()
+        except Exception:
+            _log.exception("notifying peers failed", extra={"event": "sync.error"})
 
     async def _publish_usage(self) -> None:
         """Append ``oracle.usage/1`` for finished days (checked every 10 minutes, so a

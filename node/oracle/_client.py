@@ -110,10 +110,15 @@ class PseudonymService:
 
     # -- the cache ----------------------------------------------------------------------
 
-    def _mac(self, item: PseudonymInput) -> bytes:
+    def mac(self, item: PseudonymInput) -> bytes:
+        """The cache key of ``item``'s pseudonyms: a keyed hash (this node's secret),
+        never the input itself. Households store it to join ``pseudonyms`` on
+        ``(mac, epoch)`` without keeping the national ID in the clear."""
         return hashlib.blake2b(
             item.data, key=self._mac_key, digest_size=32, person=b"watan-pnym-mac"
         ).digest()
+
+    _mac = mac  # the name it had before households needed it
 
     async def config(self) -> ActiveConfig:
         """The oracle configuration in force (raises OracleError NO_CONFIG/CONFLICT)."""
@@ -130,7 +135,7 @@ class PseudonymService:
             epoch, reason = None, error.code.value
         else:
             reason = None
-        mac = self._mac(item)
+        mac = self.mac(item)
         sealed = sodium.crypto_box_seal(
             protocol.encode({"data": item.data, "weak": item.weak}), self._identity.enc_key
         )

@@ -554,7 +554,8 @@ ataa_distributions: Final = Table(
 
 #: The households of a distribution: picked from the queue (``rank``, ``priority`` at
 #: the time), included or excluded with a reason, delivered (``entry_seq`` of our
-#: allocation entry) or voided.
+#: allocation entry; NULL while the household's pseudonym is pending, and
+#: ``delivered_date`` keeps the delivery date the entry will carry) or voided.
 ataa_dist_households: Final = Table(
     "ataa_dist_households",
     metadata,
@@ -568,6 +569,7 @@ ataa_dist_households: Final = Table(
     Column("override_reason", Text, nullable=True),
     Column("delivered_by", Integer, nullable=True),
     Column("delivered_ms", BigInteger, nullable=True),
+    Column("delivered_date", Text, nullable=True),
     Column("entry_seq", BigInteger, nullable=True),
     Column("updated_ms", BigInteger, nullable=False),
     PrimaryKeyConstraint("distribution_id", "household_id"),

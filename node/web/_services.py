@@ -17,6 +17,7 @@ from node.profile import ProfileService
 from node.storage import Database, FeedStore
 
 if TYPE_CHECKING:
+    from node.ataa import Ataa
     from node.federation import FederationService, MessageService
 
 __all__ = [
@@ -57,6 +58,9 @@ class Services:
     federation: FederationService | None = None
     #: Org-to-org messages: outbox, inbox, relay (None without federation).
     messages: MessageService | None = None
+    #: Ata'a: households, scoring, the queue, distributions (None on a node built
+    #: without it).
+    ataa: Ataa | None = None
     #: Set by the UI package: renders an error page for an HTML route.
     error_page: Callable[[web.Request, int, str], web.Response] | None = None
 

@@ -35,6 +35,7 @@ from node.daemon import (
 )
 from node.storage import Database, FeedStore
 from node.web import make_app
+from tools._synthetic import households
 
 from .conftest import NOW, _drop_postgres_database, _postgres_database
 
@@ -171,8 +172,17 @@ async def test_moving_to_another_database_is_refused(tmp_path: Path) -> None:
 async def test_status_and_db_upgrade(tmp_path: Path, database_url: str | None) -> None:
     node, _ = await init_node(tmp_path / "n", clock=FakeClock(NOW), database_url=database_url)
     node_id = node.identity.node_id
+    await node.ataa.start()
+    record = next(households(7, 1))
+    await node.ataa.households.create(record, actor=None)
+    await node.ataa.close()
     await node.close()
     status = await node_status(tmp_path / "n")
+    ataa = status["ataa"]
+    assert ataa["households"] == 1 and ataa["households_weak"] == 0
+    assert ataa["pseudonyms_pending"] == 1  # standalone: no oracles to ask
+    assert ataa["deliveries"] == ataa["allocations_indexed"] == ataa["imports_running"] == 0
+    assert record.national_id is not None and record.national_id not in json.dumps(status)
     assert status["node_id"] == node_id.hex()
     assert status["fingerprint"] == protocol.fingerprint(node_id)
     assert status["feed"]["seq"] == 1

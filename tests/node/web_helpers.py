@@ -78,6 +78,7 @@ async def web_node(
 ) -> AsyncIterator[WebNode]:
     clock = FakeClock(NOW)
     node, _ = await init_node(data, clock=clock, database_url=database_url, hasher=CHEAP)
+    await node.ataa.start()  # as serve() does: the default scoring model, the index
     svc = node.services(clock, trust_proxy=trust_proxy)
     app = make_app(svc, ui=load_ui() if ui else None)
     try:

@@ -208,6 +208,7 @@ def upgrade() -> None:
         sa.Column("override_reason", _TEXT, nullable=True),
         sa.Column("delivered_by", _INT, nullable=True),
         sa.Column("delivered_ms", _BIG, nullable=True),
+        sa.Column("delivered_date", _TEXT, nullable=True),
         sa.Column("entry_seq", _BIG, nullable=True),
         sa.Column("updated_ms", _BIG, nullable=False),
         sa.PrimaryKeyConstraint("distribution_id", "household_id", name="pk_ataa_dist_households"),
