@@ -15,7 +15,20 @@ from node.accounts import Account, Permission, allowed
 from node.storage import StorageError
 from node.web import PUBLIC, SERVICES, SIGNED_IN, RouteTable, Services
 
-from . import _auth, _messages, _oracles, _pages, _peers
+from . import (
+    _auth,
+    _distributions,
+    _household_duplicates,
+    _households,
+    _imports,
+    _messages,
+    _oracles,
+    _pages,
+    _peers,
+    _queue,
+    _reports,
+    _scoring,
+)
 from ._choices import ERRORS
 from ._i18n import LOCALES, N_
 from ._page import RENDERER, locale_of, render
@@ -91,6 +104,60 @@ def setup(table: RouteTable, svc: Services) -> None:
         _messages.attachment,
         access=message,
     )
+    # Ata'a: households. Literal paths before "/households/{id}", which would match them.
+    households, edit = Permission.VIEW_HOUSEHOLDS, Permission.EDIT_HOUSEHOLDS
+    add("GET", "/households", _households.households_page, access=households)
+    add("POST", "/households", _households.create_household, access=edit)
+    add("POST", "/households/search", _households.search, access=households)
+    add("GET", "/households/new", _households.new_form, access=edit)
+    add("GET", "/households/duplicates", _household_duplicates.duplicates_page, access=households)
+    add("POST", "/households/duplicates/merge", _household_duplicates.merge_duplicate, access=edit)
+    add(
+        "POST",
+        "/households/duplicates/dismiss",
+        _household_duplicates.dismiss_duplicate,
+        access=edit,
+    )
+    add("GET", "/households/import", _imports.import_page, access=edit)
+    add("POST", "/households/import", _imports.upload, access=edit)
+    add("POST", "/households/import/check", _imports.check_mapping, access=edit)
+    add("GET", "/households/import/{id}", _imports.import_status, access=edit)
+    add("GET", "/households/{id}", _households.household_page, access=households)
+    add("GET", "/households/{id}/edit", _households.edit_form, access=edit)
+    add("POST", "/households/{id}/edit", _households.update_household, access=edit)
+    add("POST", "/households/{id}/archive", _households.archive, access=edit)
+    add("GET", "/scoring", _scoring.scoring_page, access=households)
+    add("POST", "/scoring", _scoring.save_model, access=Permission.EDIT_SCORING)
+    add("GET", "/settings/data-keys", _scoring.data_keys_page, access=Permission.EDIT_SETTINGS)
+    add(
+        "POST",
+        "/settings/data-keys/rotate",
+        _scoring.rotate_keys,
+        access=Permission.EDIT_SETTINGS,
+    )
+    table.on_app(_imports.install)  # the uploads held between import steps
+    # Ata'a: queue and distributions
+    queue, programs = Permission.VIEW_HOUSEHOLDS, Permission.MANAGE_PROGRAMS
+    deliveries = Permission.RECORD_DELIVERIES
+    add("GET", "/queue", _queue.queue_page, access=queue)
+    add("POST", "/queue/settings", _queue.save_settings, access=Permission.EDIT_SCORING)
+    add("GET", "/distributions", _distributions.distributions_page, access=queue)
+    add("POST", "/distributions", _distributions.create, access=programs)
+    add("GET", "/distributions/{id}", _distributions.distribution_page, access=queue)
+    add("POST", "/distributions/{id}/pick", _distributions.pick, access=programs)
+    add("POST", "/distributions/{id}/include", _distributions.include, access=programs)
+    add("POST", "/distributions/{id}/exclude", _distributions.exclude, access=programs)
+    add("POST", "/distributions/{id}/close", _distributions.close, access=programs)
+    add("POST", "/distributions/{id}/deliver", _distributions.deliver, access=deliveries)
+    add("POST", "/distributions/{id}/void", _distributions.void, access=deliveries)
+    add(
+        "POST",
+        "/distributions/{id}/override",
+        _distributions.override,
+        access=Permission.OVERRIDE_DUPLICATE,
+    )
+    add("GET", "/reports", _reports.reports_page, access=Permission.VIEW_REPORTS)
+    add("GET", "/reports.csv", _reports.report_csv, access=Permission.VIEW_REPORTS)
     table.add_static("/static", str(STATIC_DIR))
     svc.error_page = _error_page
     table.on_app(_install)

@@ -23,6 +23,10 @@ RENDERER: Final = web.AppKey("watan_renderer", Renderer)
 #: (href, label, permission needed or None for everyone signed in)
 _NAV: Final = (
     ("/dashboard", N_("Dashboard"), Permission.VIEW_DASHBOARD),
+    ("/queue", N_("Priority queue"), Permission.VIEW_HOUSEHOLDS),
+    ("/households", N_("Households"), Permission.VIEW_HOUSEHOLDS),
+    ("/distributions", N_("Distributions"), Permission.VIEW_HOUSEHOLDS),
+    ("/reports", N_("Reports"), Permission.VIEW_REPORTS),
     ("/accounts", N_("Staff accounts"), Permission.MANAGE_ACCOUNTS),
     ("/audit", N_("Audit log"), Permission.VIEW_AUDIT_LOG),
     ("/settings", N_("Organisation"), Permission.EDIT_SETTINGS),

@@ -71,3 +71,7 @@ def configure_logging(
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     # APScheduler logs every job run at INFO: a line per second of noise.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # Database drivers log statements with their parameters at DEBUG, and parameters
+    # carry what staff typed (reasons, search terms): never, even when debugging.
+    for driver in ("aiosqlite", "asyncpg", "sqlalchemy.engine"):
+        logging.getLogger(driver).setLevel(logging.WARNING)

@@ -15,6 +15,7 @@ from aiohttp import web
 from node.storage import StorageError
 
 from ._api import PREFIX, add_api_routes
+from ._ataa_api import add_ataa_api_routes
 from ._federation import add_federation_routes
 from ._metrics import CONTENT_TYPE, Metrics, NodeGauges
 from ._openapi import openapi_document
@@ -105,6 +106,7 @@ def make_app(svc: Services, *, ui: UiSetup | None = None) -> web.Application:
     table.add("GET", "/metrics", _metrics, access=PUBLIC)
     table.add("GET", f"{PREFIX}/openapi.json", _openapi, access=PUBLIC)
     add_api_routes(table)
+    add_ataa_api_routes(table)
     add_federation_routes(table)
     if ui is not None:
         ui(table, svc)

@@ -147,7 +147,15 @@ async def test_only_coordinators_reach_the_messages_pages(
     anonymous = await web.request("GET", "/messages")
     assert anonymous.status == 303 and anonymous.headers["Location"].startswith("/login")
     _status, html = await _get(web, "/dashboard", C)
-    assert re.findall(r'<li><a href="([^"]+)"', html) == ["/dashboard", "/messages", "/password"]
+    assert re.findall(r'<li><a href="([^"]+)"', html) == [
+        "/dashboard",
+        "/messages",
+        "/queue",
+        "/households",
+        "/distributions",
+        "/reports",
+        "/password",
+    ]
     assert '<script src="/static/messages.js" defer></script>' in html
 
 

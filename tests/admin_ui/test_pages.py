@@ -110,9 +110,18 @@ async def test_first_sign_in_in_the_browser_flow(tmp_path: Path) -> None:
         fingerprint = web.node.identity.fingerprint
         arabic = fingerprint.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
         assert arabic in html and web.node.identity.node_id.hex() in html
-        # Coordinators see the dashboard, messages and password links only.
+        # Coordinators see Ata'a, messages and their password; not accounts, audit,
+        # organisation settings or peers.
         nav = re.findall(r'<li><a href="([^"]+)"', html)
-        assert nav == ["/dashboard", "/messages", "/password"]
+        assert nav == [
+            "/dashboard",
+            "/messages",
+            "/queue",
+            "/households",
+            "/distributions",
+            "/reports",
+            "/password",
+        ]
         out = await web.client.post("/logout", data={"csrf_token": csrf_field(html)})
         assert out.url.path == "/login"
         assert (await web.client.get("/dashboard", allow_redirects=False)).status == 303
