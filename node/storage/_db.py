@@ -16,6 +16,7 @@ READ COMMITTED isolation is kept; stores that read-then-write lock the rows they
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import enum
 from collections.abc import Callable, Iterator
@@ -233,6 +234,13 @@ def _classify(error: exc.SQLAlchemyError) -> StorageErrorCode:
     return StorageErrorCode.FAILED
 
 
+def _consume(task: asyncio.Task[Any]) -> None:
+    """Retrieve a shielded write's outcome, so that a write whose caller was cancelled
+    does not log "exception was never retrieved" (its caller has gone)."""
+    if not task.cancelled():
+        task.exception()
+
+
 class Database:
     """One engine for the node's database, and the transactions the stores run in.
 
@@ -246,6 +254,14 @@ class Database:
         self._writer = engine.execution_options(**{_WRITE_OPTION: True})
         self._password = engine.url.password
         self._where = engine.url.render_as_string(hide_password=True)
+        # SQLite has one write lock, and a writer that finds it taken polls for it
+        # (busy_timeout: sleeps of up to 100 ms between tries), so under steady writing
+        # (an import, seeding, replication beside deliveries) one of this process's
+        # writers can lose every race until its timeout and fail with CONFLICT. This
+        # process's writers therefore queue here first, in arrival order; the busy
+        # timeout is left for other processes (the CLI) on the same file. Made in the
+        # event loop that first writes (an asyncio lock belongs to one loop).
+        self._write_queue: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
 
     @classmethod
     def from_url(cls, url: str) -> Database:
@@ -312,9 +328,28 @@ class Database:
                 writer won or the SQLite write lock was not free within
                 ``SQLITE_BUSY_TIMEOUT_MS``.
         """
-        with self._translated():
-            async with self._writer.begin() as conn:
-                return await conn.run_sync(fn, *args, **kwargs)
+        # Shielded: a cancelled caller (a browser or peer that hung up, a client that
+        # had enough oracle answers) must not abandon a transaction half way, which on
+        # SQLite would leave the write lock held by a connection nobody returns. The
+        # transaction runs to its commit or rollback; the caller sees CancelledError.
+        task = asyncio.ensure_future(self._write(fn, *args, **kwargs))
+        task.add_done_callback(_consume)
+        return await asyncio.shield(task)
+
+    async def _write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        async with self._queued():
+            with self._translated():
+                async with self._writer.begin() as conn:
+                    return await conn.run_sync(fn, *args, **kwargs)
+
+    def _queued(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """On SQLite, this process's queue of writers (see ``__init__``)."""
+        if self._engine.dialect.name != "sqlite":
+            return contextlib.nullcontext()
+        loop = asyncio.get_running_loop()
+        if self._write_queue is None or self._write_queue[0] is not loop:
+            self._write_queue = (loop, asyncio.Lock())
+        return self._write_queue[1]
 
     async def snapshot(
         self, fn: Callable[Concatenate[Connection, P], T], /, *args: P.args, **kwargs: P.kwargs

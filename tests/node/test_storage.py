@@ -28,7 +28,7 @@ from node.storage import (
     StorageErrorCode,
     _feeds,
 )
-from node.storage._schema import entries, feeds, metadata
+from node.storage._schema import entries, feeds, metadata, node_state
 from protocol import Entry, ErrorCode, FeedHead, SigningKey
 
 from .conftest import AUTHOR, KEY, NET, NOW, PEER, PEER_KEY, PEER_NEW_KEY
@@ -577,3 +577,35 @@ async def test_a_file_that_is_not_a_database_is_reported(tmp_path: Path) -> None
         assert info.value.code is StorageErrorCode.CORRUPT
     finally:
         await db.close()
+
+
+async def test_a_cancelled_writer_still_commits_and_frees_the_lock(db: Database) -> None:
+    """A caller cancelled mid-transaction (a peer that hung up) does not leave the
+    transaction, or SQLite's write lock, held: it runs to its commit, and the next
+    writers, many at a time in one process, all get their turn. (With aiosqlite the
+    commit already reached the driver's thread survives even an unshielded cancel, so
+    this checks the behaviour, not that ``Database.write`` shields.)"""
+    await db.upgrade()
+    caller: list[asyncio.Task[None]] = []
+
+    def cancelled_inside(conn: Connection) -> None:
+        conn.execute(node_state.insert().values(key="slow", value="done"))
+        caller[0].cancel()  # delivered at the caller's next await: the commit's
+
+    caller.append(asyncio.create_task(db.write(cancelled_inside)))
+    with pytest.raises(asyncio.CancelledError):
+        await caller[0]
+
+    def put(conn: Connection, key: str) -> None:
+        conn.execute(node_state.insert().values(key=key, value="x"))
+
+    await asyncio.gather(*(db.write(put, f"k{i}") for i in range(50)))
+    count = await db.read(
+        lambda conn: conn.execute(select(func.count()).select_from(node_state)).scalar_one()
+    )
+    value = await db.read(
+        lambda conn: conn.execute(
+            select(node_state.c.value).where(node_state.c.key == "slow")
+        ).scalar_one_or_none()
+    )
+    assert (value, count) == ("done", 51)
