@@ -9,6 +9,11 @@
 ``watan accounts recover --data DIR``  a new one-time password for an admin
 ``watan protocol ...``             decode and verify protocol bytes
 
+Packages add commands through the ``watan.commands`` entry point (``watan demo``, from
+``tools``): each entry is a function given the subcommand registry, which adds its
+parser and sets ``handler``, an async function of the parsed arguments returning the
+exit status. node/ never imports them (the layers run one way).
+
 Exit status 2, with one line on stderr, for every failure the operator must fix.
 """
 
@@ -20,10 +25,10 @@ import json
 import os
 import secrets
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import protocol._cli
 from node import fedcli, oraclecli
@@ -45,7 +50,10 @@ from node.logs import FORMATS, configure_logging
 from node.storage import StorageError
 from protocol import oprf
 
-__all__ = ["main"]
+__all__ = ["COMMAND_ENTRY_POINTS", "main"]
+
+#: Entry point group of commands other packages add (module docstring).
+COMMAND_ENTRY_POINTS: Final = "watan.commands"
 
 
 def _version() -> str:
@@ -126,6 +134,9 @@ def _parser() -> argparse.ArgumentParser:
     _backup_parsers(commands)
     fedcli.add_parsers(commands)
     oraclecli.add_parsers(commands)
+    for entry in metadata.entry_points(group=COMMAND_ENTRY_POINTS):
+        add: Callable[[Any], None] = entry.load()
+        add(commands)
     return parser
 
 
@@ -298,6 +309,9 @@ async def _recover(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace) -> int:
+    handler: Callable[[argparse.Namespace], Awaitable[int]] | None = getattr(args, "handler", None)
+    if handler is not None:  # a command added through COMMAND_ENTRY_POINTS
+        return await handler(args)
     if args.command == "up":
         return await _up(args)
     if args.command in ("backup", "restore"):
