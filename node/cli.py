@@ -135,7 +135,10 @@ def _parser() -> argparse.ArgumentParser:
     fedcli.add_parsers(commands)
     oraclecli.add_parsers(commands)
     for entry in metadata.entry_points(group=COMMAND_ENTRY_POINTS):
-        add: Callable[[Any], None] = entry.load()
+        try:
+            add: Callable[[Any], None] = entry.load()
+        except ImportError:  # registered but not installed (the container has no tools/)
+            continue
         add(commands)
     return parser
 

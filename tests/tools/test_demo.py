@@ -253,3 +253,25 @@ async def test_a_delivery_re_ranks_the_neighbours_queue_within_seconds(tmp_path:
         )
         assert row.penalty > 0 and row.priority == before.priority - row.penalty
         assert elapsed < RERANK_WITHIN_S < SYNC_INTERVAL_S, f"took {elapsed:.2f} s"
+
+
+async def test_a_command_package_that_is_not_installed_is_skipped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The container installs node/ without tools/: its `watan` must still run, without
+    the demo, rather than fail on the registered entry point."""
+    from importlib import metadata
+
+    from node import cli
+
+    missing = metadata.EntryPoint(
+        "demo", "tools_not_here.demo:add_parser", cli.COMMAND_ENTRY_POINTS
+    )
+    real = metadata.EntryPoint("demo", "tools.demo:add_parser", cli.COMMAND_ENTRY_POINTS)
+    monkeypatch.setattr(cli.metadata, "entry_points", lambda group: [missing])
+    parser = cli._parser()
+    assert parser.parse_args(["status", "--data", "x"]).command == "status"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["demo"])
+    monkeypatch.setattr(cli.metadata, "entry_points", lambda group: [real])
+    assert cli._parser().parse_args(["demo", "--base-port", "9000"]).command == "demo"
