@@ -314,12 +314,20 @@ def expected_order(
 
 @pytest.mark.parametrize("seed", [1, 2])
 @pytest.mark.parametrize("first_candidates", [1, 200])
+@pytest.mark.parametrize("per_household_max", [0, 20_000])
 async def test_rank_matches_the_rule_on_random_data(
-    w: World, seed: int, first_candidates: int, monkeypatch: pytest.MonkeyPatch
+    w: World,
+    seed: int,
+    first_candidates: int,
+    per_household_max: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # first_candidates=1 forces the bounded rounds (and their widening); 200 computes
-    # this small queue in one unbounded round.
+    # this small queue in one round, grouped (per-household lookups switched off).
     monkeypatch.setattr("node.ataa._queue._FIRST_CANDIDATES", first_candidates)
+    # per_household_max=20_000: a scope smaller than the candidates is looked up
+    # household by household instead (the production default).
+    monkeypatch.setattr("node.ataa._queue._PER_HOUSEHOLD_MAX", per_household_max)
     rnd = random.Random(seed)
     households = []
     for n in range(40):

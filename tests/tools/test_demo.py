@@ -268,10 +268,10 @@ async def test_a_command_package_that_is_not_installed_is_skipped(
         "demo", "tools_not_here.demo:add_parser", cli.COMMAND_ENTRY_POINTS
     )
     real = metadata.EntryPoint("demo", "tools.demo:add_parser", cli.COMMAND_ENTRY_POINTS)
-    monkeypatch.setattr(cli.metadata, "entry_points", lambda group: [missing])
+    monkeypatch.setattr(metadata, "entry_points", lambda group: [missing])
     parser = cli._parser()
     assert parser.parse_args(["status", "--data", "x"]).command == "status"
     with pytest.raises(SystemExit):
         parser.parse_args(["demo"])
-    monkeypatch.setattr(cli.metadata, "entry_points", lambda group: [real])
+    monkeypatch.setattr(metadata, "entry_points", lambda group: [real])
     assert cli._parser().parse_args(["demo", "--base-port", "9000"]).command == "demo"

@@ -66,7 +66,12 @@ def upgrade() -> None:
     op.create_index("ix_ataa_households_phone_index", "ataa_households", ["phone_index"])
     op.create_index("ix_ataa_households_pseudonym_mac", "ataa_households", ["pseudonym_mac"])
     op.create_index("ix_ataa_households_status_score", "ataa_households", ["status", "score"])
-    op.create_index("ix_ataa_households_district", "ataa_households", ["district"])
+    for column in ("district", "governorate", "band"):  # the queue's filters (_schema.py)
+        op.create_index(
+            f"ix_ataa_households_{column}_status_score",
+            "ataa_households",
+            [column, "status", "score"],
+        )
     op.create_table(
         "ataa_name_index",
         sa.Column("token", _BIN, nullable=False),
