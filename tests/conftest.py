@@ -7,6 +7,8 @@ groups are chosen by path, by :func:`pytest_xdist_make_scheduler`):
 
 * ``ui``: the browser tests share one node and one Chromium per worker session (and a
   federated node per module); split, each worker would start its own.
+* ``ui-flow``: the whole Ata'a flow runs on its own ``watan demo`` (three nodes) in
+  both languages; kept together, apart from ``ui`` so that the two run side by side.
 * ``netns``: the tests that build network namespaces, bridges and veth pairs with
   ``ip netns`` (``tests/integration/netns.py``). Their names and networks are unique per
   run, but two workers creating the first namespaces on a fresh machine would race to
@@ -31,6 +33,9 @@ from hypothesis import settings
 
 #: (group, test path prefix relative to the repository root)
 GROUPS = (
+    # The whole-flow test runs its own demo federation and browser: a group of its
+    # own, so that it runs beside the other browser tests, not after them.
+    ("ui-flow", "tests/ui/test_ataa_flow.py"),
     ("ui", "tests/ui/"),
     ("netns", "tests/integration/test_netns_"),
 )
