@@ -312,9 +312,13 @@ def expected_order(
     return [(row[3], row[4]) for row in sorted(ranked)]
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-@pytest.mark.parametrize("first_candidates", [1, 200])
-@pytest.mark.parametrize("per_household_max", [0, 20_000])
+@pytest.mark.parametrize(
+    ("seed", "first_candidates", "per_household_max"),
+    # first_candidates=1 forces the bounded rounds (and their widening); 200 computes
+    # this small queue in one round, grouped (per_household_max=0) or looked up
+    # household by household (20_000, the production default for a small scope).
+    [(1, 1, 0), (2, 1, 0), (1, 200, 0), (2, 200, 0), (1, 200, 20_000), (2, 200, 20_000)],
+)
 async def test_rank_matches_the_rule_on_random_data(
     w: World,
     seed: int,
@@ -322,11 +326,7 @@ async def test_rank_matches_the_rule_on_random_data(
     per_household_max: int,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # first_candidates=1 forces the bounded rounds (and their widening); 200 computes
-    # this small queue in one round, grouped (per-household lookups switched off).
     monkeypatch.setattr("node.ataa._queue._FIRST_CANDIDATES", first_candidates)
-    # per_household_max=20_000: a scope smaller than the candidates is looked up
-    # household by household instead (the production default).
     monkeypatch.setattr("node.ataa._queue._PER_HOUSEHOLD_MAX", per_household_max)
     rnd = random.Random(seed)
     households = []
