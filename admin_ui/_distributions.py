@@ -34,21 +34,18 @@ from node.ataa import (
 from node.web import current_account
 
 from ._choices import ERRORS
-from ._household_forms import area_name, district_groups, governorate_options
+from ._household_forms import area_name, district_groups, governorate_options, parse_whole
+from ._households import MAX_ID, ataa_of, id_in_path
 from ._i18n import N_, Locale
 from ._page import locale_of, render
 from ._queue import (
     CATEGORY_LABELS,
-    MAX_ID,
     UNIT_LABELS,
     VOID_LABELS,
     NgoNames,
-    ataa_of,
     day_ms,
     label,
     options,
-    parse_whole,
-    path_id,
     received_lines,
 )
 
@@ -404,7 +401,7 @@ async def distribution_page(
     """
     ataa = ataa_of(request)
     locale = locale_of(request)
-    distribution_id = path_id(request)
+    distribution_id = id_in_path(request)
     d = await _get(ataa, distribution_id)
     view = view or _view(request.query)
     rows = await ataa.distributions.households(distribution_id, state=view["state"] or None)
@@ -486,7 +483,7 @@ async def _row_action(request: web.Request, action: str) -> web.Response:
     """A POST acting on one household of a distribution (all but pick and close)."""
     ataa = ataa_of(request)
     locale = locale_of(request)
-    distribution_id = path_id(request)
+    distribution_id = id_in_path(request)
     await _get(ataa, distribution_id)  # 404 first, whatever the form says
     form = await request.post()
     household = _household(form)
@@ -558,7 +555,7 @@ async def override(request: web.Request) -> web.Response:
 async def pick(request: web.Request) -> web.Response:
     """POST /distributions/{id}/pick: fill the open places from the top of the queue."""
     ataa = ataa_of(request)
-    distribution_id = path_id(request)
+    distribution_id = id_in_path(request)
     await _get(ataa, distribution_id)
     view = _view(await request.post())
     try:
@@ -571,7 +568,7 @@ async def pick(request: web.Request) -> web.Response:
 async def close(request: web.Request) -> web.Response:
     """POST /distributions/{id}/close: no more picks or deliveries (voids stay possible)."""
     ataa = ataa_of(request)
-    distribution_id = path_id(request)
+    distribution_id = id_in_path(request)
     await _get(ataa, distribution_id)
     view = _view(await request.post())
     try:

@@ -33,6 +33,7 @@ from ._i18n import N_, Locale
 
 __all__ = [
     "COUNT_FIELDS",
+    "DIGITS",
     "DISPLACEMENT_LABELS",
     "FIELD_LABELS",
     "MAX_ROSTER_ROWS",
@@ -45,6 +46,7 @@ __all__ = [
     "district_groups",
     "governorate_options",
     "parse_household",
+    "parse_whole",
     "problem_text",
     "roster_rows",
     "translate_errors",
@@ -215,8 +217,8 @@ def district_groups(locale: Locale) -> list[tuple[str, str, list[tuple[str, str]
 
 #: Digits staff may type (ASCII, Arabic-Indic, Persian), and the thousands separators
 #: (",", Arabic "٬", spaces) dropped: "250,000" and "٢٥٠٬٠٠٠" are both 250000.
-_DIGITS: Final = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789", ",٬ \u00a0")
-#: Digits of the largest amount the record accepts (10^12 IQD): longer input is refused
+DIGITS: Final = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789", ",٬ \u00a0")
+#: Digits of the largest amount any form accepts (10^12 IQD): longer input is refused
 #: before converting it.
 _MAX_DIGITS: Final = 13
 
@@ -244,12 +246,18 @@ def _text(form: Mapping[str, Any], name: str) -> str:
     return value[:_MAX_TEXT] if isinstance(value, str) else ""
 
 
+def parse_whole(text: str, low: int, high: int) -> int | None:
+    """A whole number typed in any digit script, if within ``low..high``; else None."""
+    plain = text.strip().translate(DIGITS)
+    if not plain.isascii() or not plain.isdigit() or len(plain) > _MAX_DIGITS:
+        return None
+    value = int(plain)
+    return value if low <= value <= high else None
+
+
 def _number(text: str) -> int | None:
     """A whole number typed in any digit script, or None if it is not one."""
-    digits = text.translate(_DIGITS)
-    if not digits.isascii() or not digits.isdigit() or len(digits) > _MAX_DIGITS:
-        return None
-    return int(digits)
+    return parse_whole(text, 0, 10**_MAX_DIGITS)
 
 
 def _member_values(form: Mapping[str, Any], row: int) -> dict[str, Any]:

@@ -22,40 +22,33 @@ from aiohttp import web
 
 import protocol
 from node import geo
-from node.ataa import AllocationError, Ataa, NeedBand, QueueRow, QueueSettings, Received
+from node.ataa import AllocationError, NeedBand, QueueRow, QueueSettings, Received
 from node.oracle import OracleError
 from node.web import current_account, services
 
 from ._choices import ERRORS
-from ._household_forms import area_name, district_groups, governorate_options
-from ._households import band_labels
+from ._household_forms import area_name, district_groups, governorate_options, parse_whole
+from ._households import ataa_of, band_labels
 from ._i18n import N_, Locale
 from ._names import Names
 from ._page import locale_of, render
 
 __all__ = [
     "CATEGORY_LABELS",
-    "DIGITS",
     "EPOCH_PROBLEMS",
-    "MAX_ID",
     "PAGE_SIZE",
     "UNIT_LABELS",
     "VOID_LABELS",
     "NgoNames",
-    "ataa_of",
     "current_epoch",
     "day_ms",
     "label",
     "options",
-    "parse_whole",
-    "path_id",
     "queue_page",
     "received_lines",
     "save_settings",
 ]
 
-#: The largest id a path or form may name: ``ataa_*`` ids are 32-bit on PostgreSQL.
-MAX_ID: Final = 2**31 - 1
 #: Rows per queue page: a phone screen or two of cards.
 PAGE_SIZE: Final = 25
 #: The deepest page a link may ask for (10,000 pages of 25: far beyond any node's
@@ -100,12 +93,6 @@ assert tuple(CATEGORY_LABELS) == protocol.ALLOCATION_CATEGORIES
 assert tuple(UNIT_LABELS) == protocol.ALLOCATION_UNITS
 assert tuple(VOID_LABELS) == protocol.VOID_REASONS
 
-#: Digits staff may type (ASCII, Arabic-Indic, Persian) and the thousands separators
-#: dropped (",", Arabic "٬", spaces): "50,000" and "٥٠٬٠٠٠" are both 50000.
-DIGITS: Final = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789", ",٬ \u00a0")
-#: The most digits a whole number field reads (10^12 IQD has 13): longer input is
-#: refused before converting it.
-_MAX_DIGITS: Final = 13
 
 #: Queue settings: (field, label, hint, (low, high)), in the order the form shows them;
 #: the ranges are ``QueueSettings``' own.
@@ -159,23 +146,6 @@ EPOCH_PROBLEMS: Final = {
 # -- shared with the distribution and report pages -------------------------------------------
 
 
-def ataa_of(request: web.Request) -> Ataa:
-    """The node's Ata'a services (503 on a node built without them)."""
-    ataa = services(request).ataa
-    if ataa is None:
-        raise web.HTTPServiceUnavailable(reason="Ata'a is not available on this node")
-    return ataa
-
-
-def path_id(request: web.Request) -> int:
-    """The ``{id}`` in the path, else 404: 1-10 ASCII digits within the id columns'
-    range (32-bit on PostgreSQL: a larger value would be a database error)."""
-    text = request.match_info["id"]
-    if not text.isascii() or not text.isdigit() or len(text) > 10 or int(text) > MAX_ID:
-        raise web.HTTPNotFound()
-    return int(text)
-
-
 def label(table: Mapping[str, str], code: str | None, locale: Locale) -> str:
     """``code``'s label in ``table``, translated (the code itself if unknown: a newer
     peer may use a code this version does not know)."""
@@ -193,15 +163,6 @@ def day_ms(day: str) -> int:
     filters (``date``, ``hijri``)."""
     date = dt.date.fromisoformat(day)
     return int(dt.datetime(date.year, date.month, date.day, 12, tzinfo=dt.UTC).timestamp() * 1000)
-
-
-def parse_whole(text: str, low: int, high: int) -> int | None:
-    """A whole number typed in any digit script, if within ``low..high``; else None."""
-    plain = text.strip().translate(DIGITS)
-    if not plain.isascii() or not plain.isdigit() or len(plain) > _MAX_DIGITS:
-        return None
-    value = int(plain)
-    return value if low <= value <= high else None
 
 
 async def current_epoch(request: web.Request) -> tuple[int | None, str | None]:

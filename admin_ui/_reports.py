@@ -24,9 +24,10 @@ from babel import dates as babel_dates
 from node.ataa import AllocationError, Dimension, ReportRow, to_csv
 
 from ._household_forms import area_name
+from ._households import ataa_of
 from ._i18n import N_, Locale
 from ._page import locale_of, render
-from ._queue import CATEGORY_LABELS, UNIT_LABELS, NgoNames, ataa_of, label
+from ._queue import CATEGORY_LABELS, UNIT_LABELS, NgoNames, label
 
 __all__ = ["OWN_DIMENSIONS", "chart", "report_csv", "reports_page"]
 

@@ -118,8 +118,6 @@ class PseudonymService:
             item.data, key=self._mac_key, digest_size=32, person=b"watan-pnym-mac"
         ).digest()
 
-    _mac = mac  # the name it had before households needed it
-
     async def config(self) -> ActiveConfig:
         """The oracle configuration in force (raises OracleError NO_CONFIG/CONFLICT)."""
         return await active_config(self._feeds, self._scope)
