@@ -124,6 +124,9 @@ ERRORS: Final = {
     "CSRF": N_("The form expired or came from another site. Reload the page and try again."),
     "INVALID": N_("Some values are not valid."),
     "UNAVAILABLE": N_("The node's database is not answering. Try again shortly."),
+    "STORAGE_FULL": N_(
+        "The node's disk is full: nothing more can be saved until its operator frees space."
+    ),
     "INTERNAL": N_("Something went wrong on the node. The error is in its log."),
     "BAD_REQUEST": N_("The request was not understood."),
     "METHOD_NOT_ALLOWED": N_("This action is not available here."),

@@ -8,6 +8,11 @@ load the config and keys, upgrade the database (a no-op when current) and serve.
 
 Every failure an operator can fix surfaces as :class:`NodeError`: one line, no
 traceback, no database password; the CLI prints it and exits with status 2.
+
+A database outage while the node runs (PostgreSQL restarting, the disk full) is not
+fatal: requests fail with 503 UNAVAILABLE or 507 STORAGE_FULL, ``/healthz`` says
+which, and everything works again once the database does. ``node.logs``
+keeps the background loops from logging a traceback every round meanwhile.
 """
 
 from __future__ import annotations

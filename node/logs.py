@@ -13,9 +13,12 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, Final, TextIO
 
-__all__ = ["FORMATS", "JsonFormatter", "configure_logging"]
+from node.storage import StorageError, StorageErrorCode
+
+__all__ = ["FORMATS", "OUTAGE_LOG_EVERY_S", "JsonFormatter", "OutageLogFilter", "configure_logging"]
 
 FORMATS: Final = ("text", "json")
 
@@ -23,6 +26,13 @@ FORMATS: Final = ("text", "json")
 _STANDARD: Final = frozenset(
     logging.LogRecord("", 0, "", 0, "", (), None).__dict__.keys() | {"message", "asctime"}
 )
+
+
+#: While the database is down or full, a background loop's failure is logged (as one
+#: line) at most this often: every round would be every 2-15 s for hours.
+OUTAGE_LOG_EVERY_S: Final = 300.0
+#: Storage failures whose cause lies outside the code, where a traceback says nothing.
+_OUTAGE_CODES: Final = frozenset({StorageErrorCode.UNREACHABLE, StorageErrorCode.FULL})
 
 
 class JsonFormatter(logging.Formatter):
@@ -47,6 +57,42 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(value, ensure_ascii=False)
 
 
+class OutageLogFilter(logging.Filter):
+    """A handler filter for database outages. The node's background loops (sync,
+    message delivery, publishing deliveries, pseudonyms) log a failed round with
+    ``logger.exception``: right for a bug, but while PostgreSQL is down or the disk
+    is full every round fails the same way. A record whose exception is a
+    :class:`StorageError` UNREACHABLE or FULL becomes a one-line warning that names
+    the code (no traceback), and the same message from the same logger passes at
+    most once per ``OUTAGE_LOG_EVERY_S``; every other record passes unchanged.
+    :func:`configure_logging` installs it on the node's log handler.
+    """
+
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self._monotonic = monotonic
+        self._last: dict[tuple[str, str, str], float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if not isinstance(error, StorageError) or error.code not in _OUTAGE_CODES:
+            return True
+        key = (record.name, str(record.msg), error.code.value)
+        now = self._monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last < OUTAGE_LOG_EVERY_S:
+            return False
+        self._last[key] = now
+        record.msg = (
+            f"{record.getMessage()}: database {error.code.value}: {error.message} "
+            f"(again within {OUTAGE_LOG_EVERY_S:.0f} s: not logged)"
+        )
+        record.args = ()
+        record.exc_info = record.exc_text = None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def configure_logging(
     fmt: str = "text", *, level: int = logging.INFO, stream: TextIO | None = None
 ) -> None:
@@ -65,6 +111,7 @@ def configure_logging(
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
+    handler.addFilter(OutageLogFilter())
     root.addHandler(handler)
     root.setLevel(level)
     # aiohttp's own access log would print paths and client addresses: ours replaces it.

@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import errno
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Concatenate, Final, ParamSpec, TypeVar
@@ -37,6 +39,7 @@ import protocol
 __all__ = [
     "CONNECT_TIMEOUT_S",
     "SQLITE_BUSY_TIMEOUT_MS",
+    "SQLITE_MIN_FREE_BYTES",
     "Database",
     "StorageError",
     "StorageErrorCode",
@@ -55,6 +58,13 @@ SQLITE_BUSY_TIMEOUT_MS: Final = 10_000
 #: is 60 s; a health check or a start-up that hangs a minute on a dead link reads as
 #: a frozen node, and a server on the LAN answers in well under a second.
 CONNECT_TIMEOUT_S: Final = 10
+
+#: Below this much free space where the SQLite file lives, the health check reports the
+#: storage FULL. Every write appends each page it changes (4 KiB) to the WAL, and a
+#: checkpoint then grows the database file: an import batch or a catch-up sync changes
+#: a few hundred pages, so with less than 1 MiB free the next large write fails. The
+#: operator should hear that from monitoring, not from a case worker.
+SQLITE_MIN_FREE_BYTES: Final = 1 << 20
 
 # SQLite settings for every connection (https://www.sqlite.org/pragma.html).
 _SQLITE_PRAGMAS: Final = (
@@ -84,6 +94,7 @@ class StorageErrorCode(enum.StrEnum):
     BAD_URL = "BAD_URL"  # malformed database URL, or a database we do not support
     UNREACHABLE = "UNREACHABLE"  # cannot connect, authenticate, or open the file
     CONFLICT = "CONFLICT"  # a concurrent writer won (unique key, lock timeout): retry
+    FULL = "FULL"  # no space left for the database (its disk, or the server's): free some
     CORRUPT = "CORRUPT"  # stored data breaks an invariant, or a damaged database file
     SCHEMA = "SCHEMA"  # tables missing (not upgraded) or newer than this code
     FAILED = "FAILED"  # any other database error
@@ -187,6 +198,7 @@ def _ping_txn(conn: Connection) -> None:
 # (08 connection exception, 28 invalid authorization, 3D invalid catalog name, 53
 # insufficient resources, 57 operator intervention such as a shutdown).
 _PG_CONFLICT: Final = frozenset({"23505", "40001", "40P01", "55P03"})
+_PG_FULL: Final = frozenset({"53100"})  # disk_full (checked before class 53 below)
 _PG_UNREACHABLE: Final = frozenset({"08", "28", "3D", "53", "57"})
 _PG_CORRUPT: Final = frozenset({"XX001", "XX002"})
 _PG_SCHEMA: Final = frozenset({"42P01", "42703"})  # undefined table, undefined column
@@ -197,6 +209,9 @@ _SQLITE_CODES: Final = (
     ("SQLITE_LOCKED", StorageErrorCode.CONFLICT),
     ("SQLITE_CONSTRAINT_PRIMARYKEY", StorageErrorCode.CONFLICT),
     ("SQLITE_CONSTRAINT_UNIQUE", StorageErrorCode.CONFLICT),
+    # "database or disk is full": SQLite's name for ENOSPC (and for a database at its
+    # max_page_count, which we never set), whether the WAL, the file or a temp file grew.
+    ("SQLITE_FULL", StorageErrorCode.FULL),
     ("SQLITE_CORRUPT", StorageErrorCode.CORRUPT),
     ("SQLITE_NOTADB", StorageErrorCode.CORRUPT),
     ("SQLITE_CANTOPEN", StorageErrorCode.UNREACHABLE),
@@ -215,6 +230,8 @@ def _classify(error: exc.SQLAlchemyError) -> StorageErrorCode:
     if isinstance(sqlstate, str) and sqlstate:
         if sqlstate in _PG_CONFLICT:
             return StorageErrorCode.CONFLICT
+        if sqlstate in _PG_FULL:
+            return StorageErrorCode.FULL
         if sqlstate[:2] in _PG_UNREACHABLE:
             return StorageErrorCode.UNREACHABLE
         if sqlstate in _PG_CORRUPT:
@@ -430,6 +447,33 @@ class Database:
                 f"cannot use {self._where}: {error.message}", code=StorageErrorCode.UNREACHABLE
             ) from None
 
+    async def check(self) -> None:
+        """What the health endpoint asks: does the database answer (:meth:`ping`), and,
+        on SQLite, is there room to write (``SQLITE_MIN_FREE_BYTES``)?
+
+        Raises:
+            StorageError: UNREACHABLE (see :meth:`ping`), or FULL.
+        """
+        await self.ping()
+        free = self.free_bytes()
+        if free is not None and free < SQLITE_MIN_FREE_BYTES:
+            raise StorageError(
+                f"only {free} bytes free for {self._where}", code=StorageErrorCode.FULL
+            )
+
+    def free_bytes(self) -> int | None:
+        """Free space (``statvfs``, as an unprivileged writer sees it) in the directory
+        of the SQLite database; None on PostgreSQL, whose disk is the server's, or when
+        the directory cannot be read (``ping`` says why)."""
+        url = self._engine.url
+        if url.get_backend_name() != "sqlite" or not url.database:
+            return None
+        try:
+            stat = os.statvfs(Path(url.database).parent)
+        except OSError:
+            return None
+        return stat.f_bavail * stat.f_frsize
+
     async def close(self) -> None:
         """Close every pooled connection. The object may be used again afterwards."""
         await self._engine.dispose()
@@ -473,4 +517,6 @@ class Database:
             raise StorageError(reason, code=code) from error
         except OSError as error:  # asyncpg raises these as they are while connecting
             reason = self._scrub(str(error) or type(error).__name__)
-            raise StorageError(reason, code=StorageErrorCode.UNREACHABLE) from None
+            full = error.errno in (errno.ENOSPC, errno.EDQUOT)
+            code = StorageErrorCode.FULL if full else StorageErrorCode.UNREACHABLE
+            raise StorageError(reason, code=code) from None

@@ -12,7 +12,7 @@ from typing import Final
 
 from aiohttp import web
 
-from node.storage import StorageError
+from node.storage import StorageError, StorageErrorCode
 
 from ._api import PREFIX, add_api_routes
 from ._ataa_api import add_ataa_api_routes
@@ -44,18 +44,32 @@ def version() -> str:
         return "0+source"
 
 
+#: What an unhealthy ``/healthz`` says, by storage error code: a stable ``code`` for
+#: monitoring and a fixed ``reason`` for people (never the storage error's own text).
+_UNHEALTHY: Final = {
+    StorageErrorCode.FULL: ("STORAGE_FULL", "storage full"),
+}
+_UNREACHABLE: Final = ("DB_UNREACHABLE", "database unreachable")
+
+
 async def _healthz(request: web.Request) -> web.Response:
-    """200 ``{"status": "ok", "node_id": HEX}``, or 503 with a fixed reason: the
-    storage error may name the database host, and health is often exposed to
+    """200 ``{"status": "ok", "node_id": HEX}``, or 503 ``{"status": "unhealthy",
+    "code": DB_UNREACHABLE | STORAGE_FULL, "reason": ...}``. The database is asked on
+    every call (:meth:`Database.check`: one query, and the free space beside a SQLite
+    file), so health follows an outage and its end without a restart. The reason is fixed:
+    the storage error may name the database host, and health is often exposed to
     monitoring outside the node."""
     svc = services(request)
     node_id = svc.identity.node_id.hex()
     try:
-        await svc.db.ping()
+        await svc.db.check()
     except StorageError as error:
-        _log.warning("health check failed: %s", error.code.value)
+        code, reason = _UNHEALTHY.get(error.code, _UNREACHABLE)
+        _log.warning(
+            "health check failed: %s", code, extra={"event": "health.failed", "code": code}
+        )
         return web.json_response(
-            {"status": "unhealthy", "node_id": node_id, "reason": "database unreachable"},
+            {"status": "unhealthy", "node_id": node_id, "code": code, "reason": reason},
             status=503,
         )
     return web.json_response({"status": "ok", "node_id": node_id})
@@ -72,6 +86,7 @@ async def _metrics(request: web.Request) -> web.Response:
     except StorageError:
         gauges.db_up = False
     gauges.uptime_s = max(0.0, (svc.now_ms() - svc.started_ms) / 1000)
+    gauges.free_bytes = svc.db.free_bytes()
 
     def refresh(target: NodeGauges) -> None:
         target.__dict__.update(gauges.__dict__)

@@ -4,7 +4,9 @@ Every API error is ``{"error": {"code": CODE, "message": TEXT}}``, plus
 ``locked_until_ms`` for LOCKED (with a ``Retry-After`` header) and ``problem`` for
 WEAK_PASSWORD. Messages are short English for developers; the UI shows its own
 translated text chosen by ``code``.
-Storage failures never pass their text on (it may name the database host).
+Storage failures never pass their text on (it may name the database host): a full
+disk is 507 STORAGE_FULL (RFC 4918 §11.5, "Insufficient Storage": the operator must
+free space, retrying alone will not help), any other storage failure 503 UNAVAILABLE.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import protocol
 from node.accounts import AccountError, AccountErrorCode
 from node.federation import FederationError, FederationErrorCode, MessageError
 from node.profile import ProfileError
-from node.storage import StorageError
+from node.storage import StorageError, StorageErrorCode
 
 __all__ = ["ApiError", "error_body", "error_of", "http_error_code"]
 
@@ -56,6 +58,7 @@ _HTTP_CODES: Final = {
     429: "LOCKED",
     500: "INTERNAL",
     503: "UNAVAILABLE",
+    507: "STORAGE_FULL",
 }
 
 
@@ -98,6 +101,9 @@ def error_of(error: Exception) -> tuple[int, dict[str, Any]] | None:
     if isinstance(error, MessageError):  # nothing was stored; the code says why
         return 422, error_body(error.code.value, error.message)
     if isinstance(error, StorageError):
+        if error.code is StorageErrorCode.FULL:
+            message = "the node's storage is full; its operator must free disk space"
+            return 507, error_body("STORAGE_FULL", message)
         return 503, error_body("UNAVAILABLE", "the node's database is unavailable; try again")
     if isinstance(error, protocol.ProtocolError):
         return 422, error_body(error.code.value, error.message)

@@ -4,8 +4,9 @@ nodes in one process never share counters).
 Exported: ``watan_http_requests_total{method,route,status}``,
 ``watan_http_request_duration_seconds{method,route}`` (a histogram), and, read at
 scrape time, ``watan_feed_entries``, ``watan_feeds``, ``watan_db_up``,
-``watan_uptime_seconds``. Labels are route templates (``/api/v1/accounts/{id}``), never
-raw paths or query strings: those could carry identifiers and grow without bound.
+``watan_uptime_seconds`` and, on SQLite, ``watan_db_free_bytes`` (alert on it before
+writes fail with STORAGE_FULL). Labels are route templates (``/api/v1/accounts/{id}``),
+never raw paths or query strings: those could carry identifiers and grow without bound.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ class NodeGauges:
         self.feeds = 0
         self.db_up = False
         self.uptime_s = 0.0
+        #: Free space beside the SQLite database; None on PostgreSQL (not exported).
+        self.free_bytes: int | None = None
 
 
 class _GaugeCollector(Collector):
@@ -47,6 +50,12 @@ class _GaugeCollector(Collector):
             "watan_db_up", "1 if the database answered the last check", value=int(g.db_up)
         )
         yield GaugeMetricFamily("watan_uptime_seconds", "Seconds since start", value=g.uptime_s)
+        if g.free_bytes is not None:
+            yield GaugeMetricFamily(
+                "watan_db_free_bytes",
+                "Bytes free where the SQLite database lives",
+                value=g.free_bytes,
+            )
 
 
 class Metrics:

@@ -74,6 +74,7 @@ def _operation(route: Route) -> dict[str, Any]:
         responses.setdefault("401", _error_response("Wrong username or password"))
         responses["429"] = _error_response("Too many failed sign-ins: locked for a while")
     responses["503"] = _error_response("The node's database is unavailable")
+    responses["507"] = _error_response("The node's storage (disk) is full")
     operation: dict[str, Any] = {
         "operationId": route.name,
         "summary": route.summary,
