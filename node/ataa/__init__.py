@@ -13,7 +13,7 @@ from ._allocations import (
     AllocationError,
     AllocationErrorCode,
     backfill,
-    index_entry,
+    index_entries,
     install,
 )
 from ._blind import BlindIndex, NameTokens, SearchQuery
@@ -188,7 +188,7 @@ __all__ = [
     "default_model",
     "dry_run",
     "dump_model",
-    "index_entry",
+    "index_entries",
     "install",
     "iraq_today",
     "load_model",

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Final, TypeVar
 
 from sqlalchemy import Table, and_, select, tuple_, update
@@ -34,7 +34,7 @@ __all__ = [
     "AllocationError",
     "AllocationErrorCode",
     "backfill",
-    "index_entry",
+    "index_entries",
     "install",
 ]
 
@@ -68,11 +68,13 @@ class AllocationError(protocol.CodedError):
 
 def install(feeds: FeedStore) -> None:
     """Index allocations and voids as ``feeds`` stores them (ours and peers')."""
-    feeds.add_indexer(ALLOCATION_KINDS, index_entry)
+    feeds.add_indexer(ALLOCATION_KINDS, index_entries)
 
 
-def index_entry(conn: Connection, entry: protocol.Entry) -> None:
-    """Index one verified entry of :data:`ALLOCATION_KINDS`, in ``conn``'s transaction.
+def index_entries(conn: Connection, stored: Sequence[protocol.Entry]) -> None:
+    """Index verified entries of :data:`ALLOCATION_KINDS`, in order, in ``conn``'s
+    transaction (a catch-up stores hundreds at once: their allocations are one
+    multi-row insert, each void is applied where it stands among them).
 
     Never raises for a valid entry (the feed store would then refuse to store it):
     inserting is ``ON CONFLICT DO NOTHING`` (indexing twice changes nothing), and a
@@ -81,16 +83,25 @@ def index_entry(conn: Connection, entry: protocol.Entry) -> None:
     happen for an entry ``protocol.verify_entry`` accepted, and is logged if it does.
     Database errors are not caught: they roll the whole storing back, as they must.
     """
-    body = entry.body
-    if isinstance(body, protocol.Allocation):
-        _insert_allocation(conn, entry.author, entry.seq, entry.id, body)
-    elif isinstance(body, protocol.AllocationVoid):
-        _apply_void(conn, entry.author, entry.seq, body)
-    else:  # pragma: no cover - verify_entry checked the content against the kind
-        _log.warning(
-            "allocation index: unreadable entry skipped",
-            extra={"event": "ataa.index.skipped", "author": entry.author.hex(), "seq": entry.seq},
-        )
+    rows: list[dict[str, Any]] = []
+    for entry in stored:
+        body = entry.body
+        if isinstance(body, protocol.Allocation):
+            rows.append(_allocation_row(entry.author, entry.seq, entry.id, body))
+        elif isinstance(body, protocol.AllocationVoid):
+            _insert_allocations(conn, rows)  # a void may name one of them
+            rows = []
+            _apply_void(conn, entry.author, entry.seq, body)
+        else:  # pragma: no cover - verify_entry checked the content against the kind
+            _log.warning(
+                "allocation index: unreadable entry skipped",
+                extra={
+                    "event": "ataa.index.skipped",
+                    "author": entry.author.hex(),
+                    "seq": entry.seq,
+                },
+            )
+    _insert_allocations(conn, rows)
 
 
 async def backfill(db: Database) -> int:
@@ -130,28 +141,29 @@ def _insert(conn: Connection, table: Table) -> Any:
     return sqlite.insert(table)
 
 
-def _insert_allocation(
-    conn: Connection, author: bytes, seq: int, entry_id: bytes, body: protocol.Allocation
-) -> int:
-    result = conn.execute(
-        _insert(conn, ataa_allocations)
-        .values(
-            author=author,
-            seq=seq,
-            entry_id=entry_id,
-            pseudonym=body.pseudonym,
-            epoch=body.epoch,
-            category=body.category,
-            unit=body.unit,
-            quantity=body.quantity,
-            value_iqd=body.value_iqd,
-            program=body.program,
-            date=body.date,
-            district=body.district,
-        )
-        .on_conflict_do_nothing()
-    )
-    return int(result.rowcount or 0)
+def _allocation_row(
+    author: bytes, seq: int, entry_id: bytes, body: protocol.Allocation
+) -> dict[str, Any]:
+    return {
+        "author": author,
+        "seq": seq,
+        "entry_id": entry_id,
+        "pseudonym": body.pseudonym,
+        "epoch": body.epoch,
+        "category": body.category,
+        "unit": body.unit,
+        "quantity": body.quantity,
+        "value_iqd": body.value_iqd,
+        "program": body.program,
+        "date": body.date,
+        "district": body.district,
+    }
+
+
+def _insert_allocations(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert index rows, one statement for all of them; rows held already are kept."""
+    if rows:
+        conn.execute(_insert(conn, ataa_allocations).on_conflict_do_nothing(), rows)
 
 
 def _apply_void(conn: Connection, author: bytes, seq: int, body: protocol.AllocationVoid) -> int:
@@ -200,11 +212,13 @@ def _backfill_allocations_txn(
     if after is not None:
         query = query.where(tuple_(entries.c.author, entries.c.seq) > tuple_(*after))
     rows = conn.execute(query).all()
-    count = 0
+    found = []
     for row in rows:
         body = _stored_body(row, protocol.Allocation)
         if body is not None:
-            count += _insert_allocation(conn, bytes(row.author), row.seq, bytes(row.id), body)
+            found.append(_allocation_row(bytes(row.author), row.seq, bytes(row.id), body))
+    _insert_allocations(conn, found)  # missing from the index a moment ago: all new
+    count = len(found)
     last = (bytes(rows[-1].author), rows[-1].seq) if len(rows) == _BACKFILL_BATCH else None
     return count, last
 

@@ -321,49 +321,69 @@ class Replicator:
             progress = SyncProgress(author=author, start=held, done=held, target=target)
             state.progress = progress
             net = self._net()
-            while held < target:
+
+            async def fetch(after: int) -> list[bytes]:
+                assert peer.url is not None
                 value = await self._client.call(
                     peer.node_id,
                     peer.url,
                     "GET",
                     f"/feeds/{author.hex()}",
-                    query={"after": str(held), "limit": str(BATCH)},
+                    query={"after": str(after), "limit": str(BATCH)},
                 )
-                wires = _entries_of(value)
-                if not wires:
-                    return 0
-                results, error = await self._feeds.ingest_batch(
-                    wires, net=net, now_ms=self._clock.now_ms()
-                )
-                stored = sum(1 for r in results if r.status == "stored")
-                held += stored
-                state.stored += stored
-                progress.done = held
-                if target - progress.start > BATCH:
-                    _log.info(
-                        "catch-up of %s from %s: %d/%d",
-                        author.hex()[:16],
-                        peer.fingerprint,
-                        held - progress.start,
-                        target - progress.start,
-                        extra={"event": "sync.progress", "peer": peer.node_id.hex()},
+                return _entries_of(value)
+
+            # The next range is asked for while this one is verified and stored: a
+            # catch-up then costs the slower of the two, not their sum.
+            coming: asyncio.Task[list[bytes]] | None = asyncio.ensure_future(fetch(held))
+            try:
+                while held < target and coming is not None:
+                    wires = await coming
+                    coming = None
+                    if not wires:
+                        return 0
+                    if held + len(wires) < target:
+                        coming = asyncio.ensure_future(fetch(held + len(wires)))
+                    results, error = await self._feeds.ingest_batch(
+                        wires, net=net, now_ms=self._clock.now_ms()
                     )
-                if error is not None:
-                    code = str(error.code)
-                    if error.code is protocol.ErrorCode.TS_IN_FUTURE:
-                        return 0  # retry later (SPEC §4.3): not the peer's fault
-                    state.rejected[code] = state.rejected.get(code, 0) + 1
-                    _log.warning(
-                        "peer %s sent an invalid entry of %s: %s",
-                        peer.fingerprint,
-                        author.hex()[:16],
-                        code,
-                        extra={"event": "sync.rejected", "peer": peer.node_id.hex(), "code": code},
-                    )
-                    return 1
-                if any(r.status in ("fork", "gap") for r in results) or stored == 0:
-                    return 0
-            return 0
+                    stored = sum(1 for r in results if r.status == "stored")
+                    held += stored
+                    state.stored += stored
+                    progress.done = held
+                    if target - progress.start > BATCH:
+                        _log.info(
+                            "catch-up of %s from %s: %d/%d",
+                            author.hex()[:16],
+                            peer.fingerprint,
+                            held - progress.start,
+                            target - progress.start,
+                            extra={"event": "sync.progress", "peer": peer.node_id.hex()},
+                        )
+                    if error is not None:
+                        code = str(error.code)
+                        if error.code is protocol.ErrorCode.TS_IN_FUTURE:
+                            return 0  # retry later (SPEC §4.3): not the peer's fault
+                        state.rejected[code] = state.rejected.get(code, 0) + 1
+                        _log.warning(
+                            "peer %s sent an invalid entry of %s: %s",
+                            peer.fingerprint,
+                            author.hex()[:16],
+                            code,
+                            extra={
+                                "event": "sync.rejected",
+                                "peer": peer.node_id.hex(),
+                                "code": code,
+                            },
+                        )
+                        return 1
+                    if any(r.status in ("fork", "gap") for r in results) or stored < len(wires):
+                        return 0  # the range asked for next may not follow: ask again later
+                return 0
+            finally:
+                if coming is not None:  # not needed after all: its outcome is dropped
+                    coming.add_done_callback(_drop_outcome)
+                    coming.cancel()
 
     async def _pull_forks(self, peer: Peer) -> None:
         assert peer.url is not None
@@ -421,6 +441,12 @@ class Replicator:
         body = {"heads": [[head.author, head.seq, head.id, None]]}
         with contextlib.suppress(PeerCallError, protocol.ProtocolError):
             await self._client.call(peer.node_id, peer.url, "POST", "/notify", body)
+
+
+def _drop_outcome(task: asyncio.Future[Any]) -> None:
+    """Retrieve an abandoned task's outcome, so that asyncio does not log it."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _entries_of(value: Any) -> list[bytes]:

@@ -16,8 +16,9 @@ Rules enforced here, each within one transaction (SPEC §4):
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -86,8 +87,9 @@ class ForkRecord:
     found_ms: int
 
 
-#: Called with the write transaction and an entry being stored (see add_indexer).
-Indexer = Callable[[Connection, Entry], None]
+#: Called with the write transaction and entries being stored, in feed order (see
+#: add_indexer).
+Indexer = Callable[[Connection, Sequence[Entry]], None]
 
 
 class FeedStore:
@@ -106,17 +108,24 @@ class FeedStore:
         self._indexers: dict[str, list[Indexer]] = {}
 
     def add_indexer(self, kinds: Iterable[str], indexer: Indexer) -> None:
-        """Call ``indexer(conn, entry)`` for every entry of ``kinds`` stored from now on
-        (ours and peers'), inside the transaction that stores it: an index built from
-        entries (allocations for the queue) commits or rolls back with them. An
-        indexer must not raise for a valid entry; if it does, the entry is not stored."""
+        """Call ``indexer(conn, entries)`` for the entries of ``kinds`` stored from now
+        on (ours and peers'), inside the transaction that stores them: an index built
+        from entries (allocations for the queue) commits or rolls back with them. A
+        catch-up hands an indexer all the entries of its kinds stored by one batch, in
+        feed order; an append, the one. An indexer must not raise for a valid entry;
+        if it does, nothing of the batch is stored."""
         for kind in kinds:
             self._indexers.setdefault(kind, []).append(indexer)
 
-    def _stored(self, conn: Connection, entry: Entry, now_ms: int) -> None:
-        _insert_entry(conn, entry, now_ms)
-        for indexer in self._indexers.get(entry.kind, ()):
-            indexer(conn, entry)
+    def _stored(self, conn: Connection, stored: Sequence[Entry], now_ms: int) -> None:
+        """Insert verified entries (one statement) and hand them to the indexers."""
+        _insert_entries(conn, stored, now_ms)
+        by_indexer: dict[int, tuple[Indexer, list[Entry]]] = {}
+        for entry in stored:
+            for indexer in self._indexers.get(entry.kind, ()):
+                by_indexer.setdefault(id(indexer), (indexer, []))[1].append(entry)
+        for indexer, its_entries in by_indexer.values():
+            indexer(conn, its_entries)
 
     # -- writes -------------------------------------------------------------------
 
@@ -168,7 +177,7 @@ class FeedStore:
             entry, new_head = protocol.verify_next(head, made.wire, net=made.net, now_ms=None)
         except RemoteProtocolError as error:
             raise LocalProtocolError(error.message, code=error.code) from None
-        self._stored(conn, entry, now_ms)
+        self._stored(conn, [entry], now_ms)
         _set_head(conn, new_head)
         return entry
 
@@ -208,7 +217,7 @@ class FeedStore:
                 _drop_placeholder(conn, author)
             return IngestResult(status="gap")
         entry, new_head = protocol.verify_next(head, wire, net=net, now_ms=now_ms)
-        self._stored(conn, entry, now_ms)
+        self._stored(conn, [entry], now_ms)
         _set_head(conn, new_head)
         return IngestResult(status="stored", entry=entry)
 
@@ -221,14 +230,49 @@ class FeedStore:
         Stops at the first invalid entry: what came before it is kept (each stored
         entry was verified against its predecessor), and the error is returned with
         the results so far, so that the caller can count it against the peer.
+
+        A catch-up's batch is the next entries of one feed: those are verified before
+        the write transaction, in a worker thread (PyNaCl releases the GIL, so the
+        signatures are checked on another core while the event loop serves others),
+        against the head read just before; the transaction then stores them with one
+        insert, if that head has not moved meanwhile. Anything else (a feed we hold
+        further, a fork, a head that moved) takes the entry-by-entry path.
         """
-        return await self._db.write(self._ingest_batch_txn, [bytes(w) for w in wires], net, now_ms)
+        wires = [bytes(w) for w in wires]
+        run = await self._verified_run(wires, net, now_ms)
+        return await self._db.write(self._ingest_batch_txn, wires, net, now_ms, run)
+
+    async def _verified_run(self, wires: list[bytes], net: bytes, now_ms: int) -> _Run | None:
+        """The longest prefix of ``wires`` that verifies as the next entries of one feed
+        after its current head, or None when the first entry is not that feed's next."""
+        if not wires:
+            return None
+        try:
+            author, seq = protocol.entry_position(wires[0], net=net, now_ms=now_ms)
+        except protocol.ProtocolError:
+            return None  # the entry-by-entry path reports it
+        head = await self.head(author)
+        if seq != (head.seq if head is not None else 0) + 1:
+            return None
+        return await asyncio.to_thread(_verify_run, head, author, wires, net, now_ms)
 
     def _ingest_batch_txn(
-        self, conn: Connection, wires: list[bytes], net: bytes, now_ms: int
+        self, conn: Connection, wires: list[bytes], net: bytes, now_ms: int, run: _Run | None
     ) -> tuple[list[IngestResult], protocol.ProtocolError | None]:
         results: list[IngestResult] = []
-        for wire in wires:
+        start = 0
+        if run is not None and run.entries:
+            head = _lock_head(conn, run.author)
+            if head == run.head and run.end is not None and not _has_fork(conn, run.author):
+                self._stored(conn, run.entries, now_ms)
+                _set_head(conn, run.end)
+                results = [IngestResult(status="stored", entry=e) for e in run.entries]
+                if run.error is not None:
+                    return results, run.error
+                start = len(run.entries)
+            elif head is None:
+                _drop_placeholder(conn, run.author)
+        for wire in wires[start:]:
             try:
                 author, seq = protocol.entry_position(wire, net=net, now_ms=now_ms)
                 results.append(self._ingest_txn(conn, wire, author, seq, net, now_ms))
@@ -276,7 +320,7 @@ class FeedStore:
             except protocol.ProtocolError:
                 entry = None
             if entry is not None:
-                self._stored(conn, entry, now_ms)
+                self._stored(conn, [entry], now_ms)
                 _set_head(conn, new_head)
                 held = seq
         if held < seq:
@@ -358,6 +402,41 @@ class FeedStore:
         return await self._db.read(_count_txn)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Run:
+    """Entries verified as the next ones of ``author``'s feed after ``head``
+    (:meth:`FeedStore._verified_run`): ``end`` is the head after the last of them, and
+    ``error`` what refused the entry that followed them, if one did."""
+
+    author: bytes
+    head: FeedHead | None
+    entries: list[Entry]
+    end: FeedHead | None
+    error: protocol.ProtocolError | None
+
+
+def _verify_run(
+    head: FeedHead | None, author: bytes, wires: list[bytes], net: bytes, now_ms: int
+) -> _Run:
+    """Verify ``wires`` as the entries after ``head`` while they are ``author``'s next
+    ones (pure: runs in a worker thread)."""
+    verified: list[Entry] = []
+    end = head
+    error: protocol.ProtocolError | None = None
+    for wire in wires:
+        try:
+            entry, after = protocol.verify_next(end, wire, net=net, now_ms=now_ms)
+        except protocol.ProtocolError as refused:
+            if refused.code is not ErrorCode.WRONG_AUTHOR:
+                error = refused
+            break  # another feed's entry: the entry-by-entry path takes it
+        if entry.author != author:  # a first entry (no head to check it against)
+            break
+        verified.append(entry)
+        end = after
+    return _Run(author=author, head=head, entries=verified, end=end, error=error)
+
+
 # -- transaction bodies and their helpers (sync: they run inside run_sync) --------
 
 
@@ -405,19 +484,21 @@ def _set_head(conn: Connection, head: FeedHead) -> None:
     )
 
 
-def _insert_entry(conn: Connection, entry: Entry, now_ms: int) -> None:
-    conn.execute(
-        entries.insert().values(
-            author=entry.author,
-            seq=entry.seq,
-            id=entry.id,
-            prev=entry.prev,
-            ts=entry.ts,
-            kind=entry.kind,
-            wire=entry.wire,
-            received_ms=now_ms,
-        )
-    )
+def _insert_entries(conn: Connection, stored: Sequence[Entry], now_ms: int) -> None:
+    rows = [
+        {
+            "author": entry.author,
+            "seq": entry.seq,
+            "id": entry.id,
+            "prev": entry.prev,
+            "ts": entry.ts,
+            "kind": entry.kind,
+            "wire": entry.wire,
+            "received_ms": now_ms,
+        }
+        for entry in stored
+    ]
+    conn.execute(entries.insert(), rows)
 
 
 def _corrupt(author: bytes, seq: int, what: str) -> StorageError:

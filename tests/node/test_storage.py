@@ -609,3 +609,90 @@ async def test_a_cancelled_writer_still_commits_and_frees_the_lock(db: Database)
         ).scalar_one_or_none()
     )
     assert (value, count) == ("done", 51)
+
+
+async def test_a_batch_stores_a_run_then_entry_by_entry_and_stops_at_the_invalid(
+    db: Database, store: FeedStore
+) -> None:
+    """ingest_batch verifies a feed's next entries before its transaction and stores
+    them at once; what follows another feed's run, and an invalid entry, are handled
+    as ingest would, and nothing after the invalid entry is stored."""
+    peer = list(feed(PEER_KEY, 6))
+    mine = list(feed(KEY, 2))
+    forged = protocol.create_entry(
+        key=KEY,
+        net=NET,
+        seq=4,
+        prev=peer[2].id,
+        ts=NOW + 4,
+        content=note(4),
+        kind=KIND,
+        author=PEER,
+    )
+    wires = [e.wire for e in peer[:3]] + [mine[0].wire, forged.wire, mine[1].wire]
+    results, error = await store.ingest_batch(wires, net=NET, now_ms=NOW)
+    assert [r.status for r in results] == ["stored"] * 4
+    assert [r.entry for r in results] == [*peer[:3], mine[0]]
+    assert error is not None and error.code is ErrorCode.BAD_SIGNATURE
+    assert await store.heads() == {PEER: (3, peer[2].id), AUTHOR: (1, mine[0].id)}
+
+    # The rest of the feed, with an invalid entry inside the run: its prefix is kept.
+    bad = bytearray(peer[4].wire)
+    bad[-1] ^= 1
+    results, error = await store.ingest_batch(
+        [peer[3].wire, bytes(bad), peer[5].wire], net=NET, now_ms=NOW
+    )
+    assert [r.status for r in results] == ["stored"]
+    assert error is not None
+    assert await store.range(PEER, 0, 10) == [e.wire for e in peer[:4]]
+    assert await feed_rows(db) == 2
+
+
+async def test_a_batch_whose_head_moved_after_verifying_is_stored_entry_by_entry(
+    store: FeedStore,
+) -> None:
+    """The run is verified against the head read before the write transaction; if
+    another writer stored the first entry meanwhile, the batch is judged again entry
+    by entry inside the transaction: a duplicate, then the rest stored once."""
+    peer = list(feed(PEER_KEY, 4))
+    wires = [e.wire for e in peer]
+    run = await store._verified_run(wires, NET, NOW)
+    assert run is not None and len(run.entries) == 4
+    assert (await store.ingest(wires[0], net=NET, now_ms=NOW)).status == "stored"
+    results, error = await store._db.write(store._ingest_batch_txn, wires, NET, NOW, run)
+    assert error is None
+    assert [r.status for r in results] == ["duplicate", "stored", "stored", "stored"]
+    assert await store.count() == 4
+    assert await store.range(PEER, 0, 10) == wires
+
+
+async def test_a_batch_across_a_key_rotation_checks_each_entry_under_its_key(
+    store: FeedStore,
+) -> None:
+    one, two = feed(PEER_KEY, 2)
+    rotation = protocol.rotate_key(
+        head_of(two, PEER_KEY),
+        key=PEER_KEY,
+        new_key=PEER_NEW_KEY,
+        net=NET,
+        now_ms=NOW + 3,
+        reason="scheduled",
+    )
+    after = protocol.head_after(head_of(two, PEER_KEY), rotation)
+    four = next(feed(PEER_NEW_KEY, 1, head=after, first=4))
+    old_key_five = protocol.create_entry(
+        key=PEER_KEY,
+        net=NET,
+        seq=5,
+        prev=four.id,
+        ts=NOW + 5,
+        content=note(5),
+        kind=KIND,
+        author=PEER,
+    )
+    wires = [one.wire, two.wire, rotation.wire, four.wire, old_key_five.wire]
+    results, error = await store.ingest_batch(wires, net=NET, now_ms=NOW)
+    assert [r.status for r in results] == ["stored"] * 4
+    assert error is not None and error.code is ErrorCode.BAD_SIGNATURE
+    head = await store.head(PEER)
+    assert head is not None and head.seq == 4 and head.key == protocol.public_key(PEER_NEW_KEY)
