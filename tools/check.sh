@@ -75,6 +75,24 @@ else
     echo "chromium and fonts-noto-core are installed"
 fi
 
+step "nftables (network-fault tests, where the kernel has no netem)"
+# tests/integration/test_netns_faults.py drops packets with nftables and delays them
+# with a relay behind an nftables redirect when tc's netem qdisc is missing (this
+# project's CI kernel has none). Without nft that test skips with the reason (and
+# fails under CI=true).
+if ! command -v nft >/dev/null 2>&1; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            nftables >/dev/null
+        echo "installed nftables"
+    else
+        echo "nft missing and not root: apt-get install nftables as root"
+    fi
+else
+    echo "nftables is installed"
+fi
+
 step "pytest (branch coverage of protocol/ >= 95%), two workers"
 # pytest-xdist: two workers (CI has two cores; the node, browser and PostgreSQL tests
 # spend much of their time waiting), each test handed to whichever is free, except the

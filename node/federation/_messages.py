@@ -354,6 +354,9 @@ class MessageService:
         self._relays_for = relays_for
         self._subscribers: set[Subscription] = set()
         self._in_flight: set[bytes] = set()
+        #: Recipients a pass is serving now, with that pass's token and the keys of the
+        #: rows it took: later passes leave them to it (see :meth:`deliver_due`).
+        self._busy: dict[bytes, tuple[object, set[bytes]]] = {}
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_PEERS)
         self._wake = asyncio.Event()
         self._unread: int | None = None
@@ -643,19 +646,25 @@ class MessageService:
         for row in relay_rows:
             if row.deadline_ms > now:
                 groups[row.recipient][1].append(row)
-        keys = {r.key for r in out_rows + relay_rows}
-        self._in_flight |= keys
+        for busy in self._busy.keys() & groups.keys():
+            del groups[busy]  # a pass still serves it (waiting on it, maybe for long)
+        token = object()  # this pass, as the owner of what it claims
+        for recipient, (outs, relays) in groups.items():
+            keys = {r.key for r in outs + relays}
+            self._busy[recipient] = (token, keys)
+            self._in_flight |= keys
         try:
             approved = await self._approved_peers() if groups else set()
             results = await asyncio.gather(
                 *(
-                    self._deliver_to(transport, peer, outs, relays, approved)
+                    self._deliver_to(transport, peer, outs, relays, approved, token)
                     for peer, (outs, relays) in groups.items()
                 ),
                 return_exceptions=True,
             )
         finally:
-            self._in_flight -= keys
+            for recipient in groups:  # what _deliver_to has not released (never ran)
+                self._release(recipient, token)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
@@ -668,12 +677,25 @@ class MessageService:
         outs: list[_Due],
         relays: list[_Due],
         approved: set[bytes],
+        token: object,
     ) -> None:
-        async with self._slots:
-            for chunk in _batches(outs):
-                await self._send_chunk(transport, recipient, chunk, approved)
-            for chunk in _batches(relays):
-                await self._forward_chunk(transport, recipient, chunk, approved)
+        try:
+            async with self._slots:
+                for chunk in _batches(outs):
+                    await self._send_chunk(transport, recipient, chunk, approved)
+                for chunk in _batches(relays):
+                    await self._forward_chunk(transport, recipient, chunk, approved)
+        finally:
+            # Done with this recipient: a later pass may take its rows (when due again)
+            # while this pass still waits for another recipient.
+            self._release(recipient, token)
+
+    def _release(self, recipient: bytes, token: object) -> None:
+        """End pass ``token``'s claim on ``recipient`` and its rows, if it still holds it."""
+        held = self._busy.get(recipient)
+        if held is not None and held[0] is token:
+            del self._busy[recipient]
+            self._in_flight -= held[1]
 
     async def _send_chunk(
         self, transport: Transport, recipient: bytes, chunk: list[_Due], approved: set[bytes]

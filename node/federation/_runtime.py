@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -120,19 +120,34 @@ class FederationService:
             return
         scheduler = AsyncIOScheduler()
         scheduler.add_job(
-            self._tick,
+            _quietly,
             "interval",
+            args=[self._tick],
             seconds=self._interval,
             id="sync",
+            name="sync",
             max_instances=1,
             coalesce=True,
             misfire_grace_time=None,
         )
         scheduler.add_job(
-            self._deliver, "interval", seconds=2.0, id="deliver", max_instances=1, coalesce=True
+            _quietly,
+            "interval",
+            args=[self._deliver],
+            seconds=2.0,
+            id="deliver",
+            name="deliver",
+            max_instances=1,
+            coalesce=True,
         )
         scheduler.add_job(
-            self._publish_usage, "interval", minutes=10, id="oracle-usage", max_instances=1
+            _quietly,
+            "interval",
+            args=[self._publish_usage],
+            minutes=10,
+            id="oracle-usage",
+            name="oracle-usage",
+            max_instances=1,
         )
         scheduler.start()
         self._scheduler = scheduler
@@ -176,10 +191,23 @@ class FederationService:
             _log.exception("sync round failed", extra={"event": "sync.error"})
 
     async def _deliver(self) -> None:
+        """Notify peers if our feed grew, and start a delivery pass without waiting for
+        it: a pass waits for each recipient it serves, so one that does not answer (a
+        silent partition) holds its pass until the request times out, and the next
+        passes serve the others (they skip the recipients still being served)."""
         if self.messages is None:
             return
         try:
             await self.replicator.notify_now()
+        except Exception:
+            _log.exception("notifying peers failed", extra={"event": "sync.error"})
+        task = asyncio.get_running_loop().create_task(self._deliver_pass())
+        self._notifying.add(task)
+        task.add_done_callback(self._notifying.discard)
+
+    async def _deliver_pass(self) -> None:
+        assert self.messages is not None
+        try:
             await self.messages.deliver_due()
         except Exception:
             _log.exception("message delivery round failed", extra={"event": "messages.error"})
@@ -215,7 +243,21 @@ class FederationService:
             with contextlib.suppress(Exception):
                 self._scheduler.shutdown(wait=False)
             self._scheduler = None
+        for task in list(self._notifying):  # notifies and delivery passes in flight
+            task.cancel()
+        for task in list(self._notifying):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         if self.messages is not None:
             self.messages.close()
         await self.replicator.close()
         await self.client.close()
+
+
+async def _quietly(job: Callable[[], Awaitable[None]]) -> None:
+    """Run a scheduled job, which logs its own failures. A job is cancelled only at
+    shutdown (the event loop cancels what still runs, e.g. a delivery waiting on a slow
+    peer): that is no failure, though APScheduler would log it as a job that "raised an
+    exception", with a traceback. What the job did not finish stays due."""
+    with contextlib.suppress(asyncio.CancelledError):
+        await job()

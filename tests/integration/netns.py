@@ -15,6 +15,8 @@ apply). Each host namespace has ``lo`` and ``eth0`` up, multicast on, and a rout
 host (``ip netns exec``); :meth:`NetnsProcess.wait_for_line` waits for its output.
 :meth:`Lan.run_logged` starts a long-running one (a node) whose output goes to a log
 file instead, and :meth:`Lan.run_to_end` runs a short command inside a host to its end.
+:meth:`Lan.set_link` pulls a host's cable out of the bridge and plugs it back in
+(partitions and flapping links).
 
 Everything is torn down on exit, even when the test or the set-up fails part way:
 processes first (SIGTERM, then SIGKILL), then the namespaces, which takes their veth
@@ -370,6 +372,20 @@ class Lan:
                 )
             )
         self.hosts = tuple(hosts)
+
+    def set_link(self, host: Host, *, up: bool) -> None:
+        """Plug ``host``'s cable into the bridge or pull it out: its bridge port goes
+        up or down (so ``eth0`` in the host loses its carrier, as with a cable pulled
+        at the switch). Its addresses, routes and sockets stay; packets to it are lost
+        until the port is up again.
+
+        Raises:
+            NetnsError: ``ip`` failed.
+        """
+        if host not in self.hosts:
+            raise ValueError(f"{host.namespace} is not a host of this LAN")
+        port = f"v{host.index}"
+        self._run("-n", self.bridge_namespace, "link", "set", port, "up" if up else "down")
 
     def _add_namespace(self, name: str) -> None:
         self._capability("netns", "add", name)
