@@ -24,8 +24,14 @@ def value_json(value: Any) -> Any:
     return value
 
 
-def _iso(ts: int) -> str:
-    moment = datetime.datetime.fromtimestamp(ts / 1000, tz=datetime.UTC)
+def _iso(ts: int) -> str | None:
+    """``ts`` in ISO 8601 UTC, or None past 9999-12-31: an entry may be dated up to
+    ``MAX_TS`` (year ~287,000), beyond what ISO 8601's four-digit years and
+    ``datetime`` hold, and a tool must show such an entry, not crash on it."""
+    try:
+        moment = datetime.datetime.fromtimestamp(ts / 1000, tz=datetime.UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

@@ -50,6 +50,9 @@ BODY_TIMEOUT_S: Final = 30.0
 #: Most bytes of feed entries one range answer carries (under MAX_FED_BODY).
 RANGE_BYTES: Final = 1_000_000
 _HEX64: Final = re.compile(r"[0-9a-f]{64}")
+#: Oracle key epochs are 1 .. 2^32 - 1 (SPEC §5.9, ``oracle.config/1``): checked before
+#: an epoch reaches a query, where 2^63 and above overflow the database's integers.
+_MAX_EPOCH: Final = 2**32 - 1
 _STATUS: Final = {
     "SIGNATURE_MISSING": 401,
     "SIGNATURE_MALFORMED": 401,
@@ -323,7 +326,9 @@ def _int_arg(request: web.Request, name: str, default: int) -> int:
     raw = request.query.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or len(raw) > 19:
+    # ASCII digits only: str.isdigit() is also true of "²" (which int() refuses) and of
+    # other scripts' digits (which a peer has no business sending)
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19:
         raise _Refused("BAD_VALUE", f"{name} is a non-negative integer")
     return min(int(raw), protocol.MAX_SEQ)
 
@@ -367,12 +372,14 @@ async def _oprf_evaluate(
         type(value) is not dict
         or set(value) != {"elements", "epoch"}
         or type(value["epoch"]) is not int
+        or not 1 <= value["epoch"] <= _MAX_EPOCH
         or type(value["elements"]) is not list
         or not 1 <= len(value["elements"]) <= MAX_BATCH
         or any(type(e) is not bytes for e in value["elements"])
     ):
         raise _Refused(
-            "MALFORMED", f"oprf/evaluate: {{elements: [bin, ...] (1..{MAX_BATCH}), epoch}}"
+            "MALFORMED",
+            f"oprf/evaluate: {{elements: [bin, ...] (1..{MAX_BATCH}), epoch (1..2^32-1)}}",
         )
     if fed.oracle is None:
         raise _Refused("NOT_AN_ORACLE", "this node is not a pseudonym oracle", 404)
