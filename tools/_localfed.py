@@ -113,7 +113,7 @@ async def _create(
     orgs: Sequence[OrgDetails],
     *,
     clock: Clock,
-    database_url: str | None,
+    database_urls: Sequence[str | None],
     hasher: PasswordHasher | None,
 ) -> None:
     """Create the nodes that do not exist yet and have them join the first one's
@@ -124,7 +124,7 @@ async def _create(
         config = load_config(first)
         if config.genesis is not None:
             genesis = protocol.parse_genesis(bytes.fromhex(config.genesis), net=config.net)
-    for name, org in zip(names, orgs, strict=True):
+    for name, org, database_url in zip(names, orgs, database_urls, strict=True):
         data = base / name
         if (data / CONFIG_FILE).exists() and not load_config(data).standalone:
             continue
@@ -262,8 +262,9 @@ async def local_federation(
     names: Sequence[str],
     *,
     clock: Clock,
-    threshold: int = 2,
+    threshold: int | None = 2,
     database_url: str | None = None,
+    database_urls: Sequence[str | None] | None = None,
     orgs: Sequence[OrgDetails] | None = None,
     host: str = "127.0.0.1",
     ports: Sequence[int] | None = None,
@@ -278,6 +279,11 @@ async def local_federation(
     a share of. Existing nodes are reused (module docstring).
 
     Args:
+        threshold: of the oracle key; None: no key is dealt (nodes without
+            pseudonyms, e.g. for a replication benchmark).
+        database_url: every new node's database (default: SQLite in its directory).
+        database_urls: each new node's database instead, one per name (None: SQLite),
+            e.g. a benchmark's nodes on SQLite and on PostgreSQL side by side.
         orgs: each node's organisation (first run only); default ``Org <name>``.
         ports: each node's port (default: any free one).
         ui: the admin UI to serve (``node.web.load_ui()``); default none (API only).
@@ -298,13 +304,17 @@ async def local_federation(
             for name in names
         ]
     ports = list(ports) if ports is not None else [0] * len(names)
+    if database_urls is None:
+        database_urls = [database_url] * len(names)
+    elif database_url is not None:
+        raise ValueError("give database_url or database_urls, not both")
     front = front or _direct
     async with AsyncExitStack() as stack:
         if lock:
             for name in names:
                 (base / name).mkdir(mode=0o700, parents=True, exist_ok=True)
                 _lock(stack, base / name)
-        await _create(base, names, orgs, clock=clock, database_url=database_url, hasher=hasher)
+        await _create(base, names, orgs, clock=clock, database_urls=database_urls, hasher=hasher)
         nodes: list[LocalNode] = []
         for name, port in zip(names, ports, strict=True):
             node, _ = await init_node(base / name, clock=clock, hasher=hasher)
@@ -317,8 +327,9 @@ async def local_federation(
             nodes.append(LocalNode(name, node, url, f"http://{host}:{bound}"))
         await _peer_all(nodes)
         await converge(nodes)
-        await _oracle_key(nodes, clock=clock, threshold=threshold)
-        await converge(nodes)
+        if threshold is not None:
+            await _oracle_key(nodes, clock=clock, threshold=threshold)
+            await converge(nodes)
         if run:
             # stopped first on exit (the stack unwinds backwards): background work
             # must not meet servers and databases already closed

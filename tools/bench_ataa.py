@@ -83,7 +83,16 @@ from . import _ataa_rows as rows
 from . import _synthetic
 from ._localfed import LocalNode, local_federation
 
-__all__ = ["DEFAULT_POSTGRES", "Sizes", "main", "percentile", "run", "sizes_for"]
+__all__ = [
+    "DEFAULT_POSTGRES",
+    "Sizes",
+    "create_database",
+    "drop_database",
+    "main",
+    "percentile",
+    "run",
+    "sizes_for",
+]
 
 DEFAULT_POSTGRES: Final = "postgresql://postgres@127.0.0.1:5432/test"
 CATEGORY: Final = "food"
@@ -209,7 +218,7 @@ async def _sqlite(data: rows.Dataset, sizes: Sizes) -> dict[str, Any]:
         return await _rank_figures(f"sqlite:///{Path(tmp) / 'bench.db'}", data, sizes)
 
 
-async def _create_database(admin_url: str) -> tuple[str | None, str | None]:
+async def create_database(admin_url: str) -> tuple[str | None, str | None]:
     """A new database ``watan_bench_<random>`` on ``admin_url``'s server: its name and
     URL, or (None, why) when the server cannot be reached."""
     admin = make_url(admin_url).set(drivername="postgresql+asyncpg")
@@ -225,7 +234,7 @@ async def _create_database(admin_url: str) -> tuple[str | None, str | None]:
     return name, admin.set(drivername="postgresql", database=name).render_as_string(False)
 
 
-async def _drop_database(admin_url: str, name: str) -> None:
+async def drop_database(admin_url: str, name: str) -> None:
     admin = make_url(admin_url).set(drivername="postgresql+asyncpg")
     engine = create_async_engine(admin, isolation_level="AUTOCOMMIT")
     try:
@@ -240,14 +249,14 @@ def _version_txn(conn: Connection) -> str:
 
 
 async def _postgres(data: rows.Dataset, sizes: Sizes, admin_url: str) -> dict[str, Any]:
-    name, url = await _create_database(admin_url)
+    name, url = await create_database(admin_url)
     if name is None:
         return {"skipped": url}
     assert url is not None
     try:
         return await _rank_figures(url, data, sizes)
     finally:
-        await _drop_database(admin_url, name)
+        await drop_database(admin_url, name)
 
 
 # -- propagation ------------------------------------------------------------------------------
@@ -391,13 +400,14 @@ def _dataset(sizes: Sizes) -> rows.Dataset:
     )
 
 
-async def _run(sizes: Sizes, postgres: str | None) -> dict[str, Any]:
+async def _run(sizes: Sizes, postgres: str | None, propagation: bool) -> dict[str, Any]:
     data = _dataset(sizes)
     result: dict[str, Any] = {"sqlite": await _sqlite(data, sizes)}
     if postgres is not None:
         data = _dataset(sizes)  # the same rows (a fixed seed), generated afresh
         result["postgresql"] = await _postgres(data, sizes, postgres)
-    result["propagation"] = await _propagation(sizes.deliveries)
+    if propagation:
+        result["propagation"] = await _propagation(sizes.deliveries)
     result["rows"] = {
         "households": sizes.households,
         "allocations": sizes.allocations,
@@ -421,10 +431,13 @@ def run(
     households: int | None = None,
     allocations: int | None = None,
     postgres: str | None = DEFAULT_POSTGRES,
+    propagation: bool = True,
 ) -> dict[str, Any]:
-    """Every figure as one JSON-ready object (module docstring)."""
+    """Every figure as one JSON-ready object (module docstring); without
+    ``propagation``, the ranking figures only (``tools.bench`` measures propagation
+    with :mod:`tools.bench_node`)."""
     sizes = sizes_for(quick=quick, households=households, allocations=allocations)
-    result = asyncio.run(_run(sizes, postgres))
+    result = asyncio.run(_run(sizes, postgres, propagation))
     postgres_version = result.get("postgresql", {}).get("version")
     return {
         **result,

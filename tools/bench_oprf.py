@@ -118,21 +118,28 @@ async def _client(seconds: float) -> tuple[float, float]:
             return await rate(10, 1), await rate(1, BATCH)
 
 
-def run(*, quick: bool = False) -> dict[str, object]:
+def run(*, quick: bool = False, client: bool = True) -> dict[str, object]:
+    """Every figure (module docstring); without ``client``, the oracle's side only
+    (no local federation: what ``tools.bench --quick`` keeps)."""
     seconds = 0.5 if quick else 3.0
     baseline = _baseline(seconds)
     server_single, server_batch = _server(seconds)
-    client_single, client_batch = asyncio.run(_client(seconds))
+    clients: dict[str, object] = {}
+    if client:
+        client_single, client_batch = asyncio.run(_client(seconds))
+        clients = {
+            "client_pseudonym_per_s": round(client_single, 1),
+            "client_pseudonym_ratio": round(client_single / baseline, 5),
+            "client_pseudonym_batch_per_s": round(client_batch, 1),
+            "client_pseudonym_batch_ratio": round(client_batch / baseline, 5),
+        }
     return {
         "scalarmult_per_s": round(baseline),
         "oprf_eval_per_s": round(server_single),
         "oprf_eval_ratio": round(server_single / baseline, 4),
         "oprf_eval_batch_per_s": round(server_batch),
         "oprf_eval_batch_ratio": round(server_batch / baseline, 4),
-        "client_pseudonym_per_s": round(client_single, 1),
-        "client_pseudonym_ratio": round(client_single / baseline, 5),
-        "client_pseudonym_batch_per_s": round(client_batch, 1),
-        "client_pseudonym_batch_ratio": round(client_batch / baseline, 5),
+        **clients,
         "threshold": "2 of 3",
         "batch": BATCH,
         "quick": quick,

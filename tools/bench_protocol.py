@@ -28,10 +28,28 @@ NET = hashlib.sha256(b"bench").digest()
 CATEGORIES = ("food", "cash", "nfi", "shelter", "health")
 
 
-def make_entries(count: int) -> list[p.Entry]:
-    key = p.signing_key(hashlib.sha256(b"bench author").digest())
+def make_entries(
+    count: int,
+    *,
+    key: p.SigningKey | None = None,
+    net: bytes = NET,
+    head: p.FeedHead | None = None,
+    now_ms: int = NOW,
+    step_ms: int = 1,
+) -> list[p.Entry]:
+    """``count`` signed ``ataa.allocation/1`` entries of one feed, each the next of the
+    one before, their contents varied (pseudonym, category, district, ...; the same
+    on every call).
+
+    Args:
+        key: the author's signing key (default: a fixed benchmark key).
+        net: the federation id the entries belong to.
+        head: the feed's head to continue from (None: the feed starts at seq 1).
+        now_ms, step_ms: entry ``i`` is stamped ``now_ms + i * step_ms`` (a feed's
+            timestamps never go back: ``protocol.append`` keeps at least the head's).
+    """
+    key = key or p.signing_key(hashlib.sha256(b"bench author").digest())
     entries: list[p.Entry] = []
-    head: p.FeedHead | None = None
     for index in range(count):
         body = p.Allocation(
             category=CATEGORIES[index % len(CATEGORIES)],
@@ -44,7 +62,7 @@ def make_entries(count: int) -> list[p.Entry]:
             unit="basket",
             value_iqd=25_000 * (1 + index % 12),
         )
-        entry = p.append(head, body, key=key, net=NET, now_ms=NOW + index)
+        entry = p.append(head, body, key=key, net=net, now_ms=now_ms + index * step_ms)
         head = p.head_after(head, entry)
         entries.append(entry)
     return entries
