@@ -21,11 +21,12 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import protocol
 from node.clock import Clock
-from node.storage import MAX_RANGE, FeedStore, StorageError
+from node.storage import MAX_RANGE, FeedStore, IngestResult, StorageError
+from protocol import FeedHead
 
 from ._peers import Peer, PeerStore
 from ._transport import FedClient, PeerCallError
@@ -333,57 +334,84 @@ class Replicator:
                 )
                 return _entries_of(value)
 
-            # The next range is asked for while this one is verified and stored: a
-            # catch-up then costs the slower of the two, not their sum.
+            # A pipeline: range k+2 is asked for and range k+1 verified (in a worker
+            # thread) while range k is stored, so a catch-up costs its slowest stage,
+            # not the sum of all three.
             coming: asyncio.Task[list[bytes]] | None = asyncio.ensure_future(fetch(held))
+            storing: asyncio.Task[tuple[list[IngestResult], Any]] | None = None
+            asked = held  # the end of the ranges asked for so far
+            after: FeedHead | Literal["stored"] | None = "stored"
             try:
-                while held < target and coming is not None:
-                    wires = await coming
-                    coming = None
-                    if not wires:
+                while True:
+                    wires: list[bytes] = []
+                    if coming is not None:
+                        wires = await coming
+                        coming = None
+                        asked += len(wires)
+                        if wires and asked < target:
+                            coming = asyncio.ensure_future(fetch(asked))
+                    prepared = None
+                    if wires:
+                        prepared = await self._feeds.prepare_batch(
+                            wires, net=net, now_ms=self._clock.now_ms(), after=after
+                        )
+                        after = prepared.end
+                    if storing is not None:
+                        task, storing = storing, None
+                        outcome = self._stored(peer, state, author, progress, await task)
+                        if outcome is not None:
+                            return outcome
+                    if prepared is None:
                         return 0
-                    if held + len(wires) < target:
-                        coming = asyncio.ensure_future(fetch(held + len(wires)))
-                    results, error = await self._feeds.ingest_batch(
-                        wires, net=net, now_ms=self._clock.now_ms()
-                    )
-                    stored = sum(1 for r in results if r.status == "stored")
-                    held += stored
-                    state.stored += stored
-                    progress.done = held
-                    if target - progress.start > BATCH:
-                        _log.info(
-                            "catch-up of %s from %s: %d/%d",
-                            author.hex()[:16],
-                            peer.fingerprint,
-                            held - progress.start,
-                            target - progress.start,
-                            extra={"event": "sync.progress", "peer": peer.node_id.hex()},
-                        )
-                    if error is not None:
-                        code = str(error.code)
-                        if error.code is protocol.ErrorCode.TS_IN_FUTURE:
-                            return 0  # retry later (SPEC §4.3): not the peer's fault
-                        state.rejected[code] = state.rejected.get(code, 0) + 1
-                        _log.warning(
-                            "peer %s sent an invalid entry of %s: %s",
-                            peer.fingerprint,
-                            author.hex()[:16],
-                            code,
-                            extra={
-                                "event": "sync.rejected",
-                                "peer": peer.node_id.hex(),
-                                "code": code,
-                            },
-                        )
-                        return 1
-                    if any(r.status in ("fork", "gap") for r in results) or stored < len(wires):
-                        return 0  # the range asked for next may not follow: ask again later
-                return 0
+                    storing = asyncio.ensure_future(self._feeds.store_batch(prepared))
             finally:
-                if coming is not None:  # not needed after all: its outcome is dropped
-                    coming.add_done_callback(_drop_outcome)
-                    coming.cancel()
+                abandoned: list[asyncio.Future[Any] | None] = [coming, storing]
+                for pending in abandoned:  # not needed after all: its outcome is dropped
+                    if pending is not None:
+                        pending.add_done_callback(_drop_outcome)
+                        pending.cancel()
+
+    def _stored(
+        self,
+        peer: Peer,
+        state: PeerSync,
+        author: bytes,
+        progress: SyncProgress,
+        outcome: tuple[list[IngestResult], protocol.ProtocolError | None],
+    ) -> int | None:
+        """Account for a stored batch of ``author``'s feed; what :meth:`_pull` returns
+        if it must stop here, None to go on."""
+        results, error = outcome
+        stored = sum(1 for r in results if r.status == "stored")
+        progress.done += stored
+        state.stored += stored
+        if progress.target - progress.start > BATCH:
+            _log.info(
+                "catch-up of %s from %s: %d/%d",
+                author.hex()[:16],
+                peer.fingerprint,
+                progress.done - progress.start,
+                progress.target - progress.start,
+                extra={"event": "sync.progress", "peer": peer.node_id.hex()},
+            )
+        if error is not None:
+            code = str(error.code)
+            if error.code is protocol.ErrorCode.TS_IN_FUTURE:
+                return 0  # retry later (SPEC §4.3): not the peer's fault
+            state.rejected[code] = state.rejected.get(code, 0) + 1
+            _log.warning(
+                "peer %s sent an invalid entry of %s: %s",
+                peer.fingerprint,
+                author.hex()[:16],
+                code,
+                extra={"event": "sync.rejected", "peer": peer.node_id.hex(), "code": code},
+            )
+            return 1
+        if any(r.status in ("fork", "gap") for r in results) or stored < len(results):
+            return 0  # the ranges asked for next may not follow: ask again later
+        if progress.done >= progress.target:
+            return 0
+        return None
 
     async def _pull_forks(self, peer: Peer) -> None:
         assert peer.url is not None

@@ -18,6 +18,7 @@ from ._feeds import (
     Indexer,
     IngestResult,
     IngestStatus,
+    PreparedBatch,
     stored_content,
 )
 
@@ -32,6 +33,7 @@ __all__ = [
     "Indexer",
     "IngestResult",
     "IngestStatus",
+    "PreparedBatch",
     "StorageError",
     "StorageErrorCode",
     "stored_content",

@@ -40,6 +40,7 @@ __all__ = [
     "Indexer",
     "IngestResult",
     "IngestStatus",
+    "PreparedBatch",
     "stored_content",
 ]
 
@@ -238,20 +239,52 @@ class FeedStore:
         insert, if that head has not moved meanwhile. Anything else (a feed we hold
         further, a fork, a head that moved) takes the entry-by-entry path.
         """
-        wires = [bytes(w) for w in wires]
-        run = await self._verified_run(wires, net, now_ms)
-        return await self._db.write(self._ingest_batch_txn, wires, net, now_ms, run)
+        return await self.store_batch(await self.prepare_batch(wires, net=net, now_ms=now_ms))
 
-    async def _verified_run(self, wires: list[bytes], net: bytes, now_ms: int) -> _Run | None:
+    async def prepare_batch(
+        self,
+        wires: list[bytes],
+        *,
+        net: bytes,
+        now_ms: int,
+        after: FeedHead | Literal["stored"] | None = "stored",
+    ) -> PreparedBatch:
+        """The first half of :meth:`ingest_batch`: verify the batch's run of one feed's
+        next entries (in a worker thread), against ``after``, or against the head we
+        hold (``"stored"``). A replicator that prepares a batch while the one before
+        it is being stored passes that one's :attr:`PreparedBatch.end`; if the head
+        then differs when it is stored, the batch takes the entry-by-entry path."""
+        wires = [bytes(w) for w in wires]
+        run = await self._verified_run(wires, net, now_ms, after)
+        return PreparedBatch(wires=wires, net=net, now_ms=now_ms, run=run)
+
+    async def store_batch(
+        self, batch: PreparedBatch
+    ) -> tuple[list[IngestResult], protocol.ProtocolError | None]:
+        """The second half of :meth:`ingest_batch`: one write transaction."""
+        return await self._db.write(
+            self._ingest_batch_txn, batch.wires, batch.net, batch.now_ms, batch.run
+        )
+
+    async def _verified_run(
+        self,
+        wires: list[bytes],
+        net: bytes,
+        now_ms: int,
+        after: FeedHead | Literal["stored"] | None = "stored",
+    ) -> _Run | None:
         """The longest prefix of ``wires`` that verifies as the next entries of one feed
-        after its current head, or None when the first entry is not that feed's next."""
+        after ``after`` (its stored head by default), or None when the first entry is
+        not that feed's next."""
         if not wires:
             return None
         try:
             author, seq = protocol.entry_position(wires[0], net=net, now_ms=now_ms)
         except protocol.ProtocolError:
             return None  # the entry-by-entry path reports it
-        head = await self.head(author)
+        head = await self.head(author) if after == "stored" else after
+        if head is not None and head.author != author:
+            return None
         if seq != (head.seq if head is not None else 0) + 1:
             return None
         return await asyncio.to_thread(_verify_run, head, author, wires, net, now_ms)
@@ -400,6 +433,25 @@ class FeedStore:
     async def count(self) -> int:
         """How many entries we hold, over all feeds."""
         return await self._db.read(_count_txn)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PreparedBatch:
+    """A batch :meth:`FeedStore.prepare_batch` verified, for :meth:`FeedStore.store_batch`."""
+
+    wires: list[bytes]
+    net: bytes
+    now_ms: int
+    run: _Run | None
+
+    @property
+    def end(self) -> FeedHead | Literal["stored"] | None:
+        """The feed's head once this batch is stored whole, for preparing the next one
+        (``"stored"``: not known before it is stored)."""
+        run = self.run
+        if run is None or run.error is not None or len(run.entries) != len(self.wires):
+            return "stored"
+        return run.end
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

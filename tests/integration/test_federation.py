@@ -26,7 +26,7 @@ from node.federation import (
     parse_blocklist,
 )
 from node.federation._transport import sign_headers
-from node.storage import StorageError, StorageErrorCode
+from node.storage import MAX_RANGE, StorageError, StorageErrorCode
 
 from .fed_helpers import (
     NOTE_KIND,
@@ -637,3 +637,42 @@ async def test_a_hostile_peer_serving_bad_entries_is_refused_counted_and_others_
         assert await b.sync() == [True, True]
         assert await b.seq_of(c) == await c.seq_of(c)
         assert await c.sync() == [True]
+
+
+async def test_a_long_catch_up_is_pipelined_and_stops_exactly_at_a_bad_entry(
+    tmp_path: Path,
+) -> None:
+    """A catch-up of several ranges (each fetched while the one before is verified and
+    stored, see Replicator._pull) with an invalid entry in its third range: b keeps
+    exactly the entries before it, counts one rejection, and takes the rest once the
+    peer serves them honestly."""
+    batch = MAX_RANGE
+    async with federation(tmp_path, ["a", "b"]) as nodes:
+        a, b = nodes["a"], nodes["b"]
+        clock = a.node.federation.clock
+        assert isinstance(clock, FakeClock)
+        await link(a, b)
+        await converge([a, b])
+        start = await b.seq_of(a)
+        await a.append_notes(2 * batch + 150, clock)
+        total = await a.seq_of(a)
+        bad_seq = start + 2 * batch + 100
+        real_range = a.node.feeds.range
+
+        async def served(author: bytes, after_seq: int, limit: int) -> list[bytes]:
+            wires = await real_range(author, after_seq, limit)
+            if author != a.id:
+                return wires
+            return [
+                wire[:-1] + bytes([wire[-1] ^ 1]) if after_seq + i + 1 == bad_seq else wire
+                for i, wire in enumerate(wires)
+            ]
+
+        a.node.feeds.range = served  # type: ignore[method-assign]
+        await b.sync()
+        assert await b.seq_of(a) == bad_seq - 1
+        assert b.node.federation.replicator.state(a.id).rejected == {"BAD_SIGNATURE": 1}
+        a.node.feeds.range = real_range  # type: ignore[method-assign]
+        await b.sync()
+        assert await b.seq_of(a) == total
+        assert (await b.node.feeds.heads())[a.id] == (await a.node.feeds.heads())[a.id]
