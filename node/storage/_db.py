@@ -279,6 +279,8 @@ class Database:
         # timeout is left for other processes (the CLI) on the same file. Made in the
         # event loop that first writes (an asyncio lock belongs to one loop).
         self._write_queue: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        # Writes still running, their callers perhaps cancelled (see write): close waits.
+        self._writes: set[asyncio.Task[Any]] = set()
 
     @classmethod
     def from_url(cls, url: str) -> Database:
@@ -351,6 +353,8 @@ class Database:
         # transaction runs to its commit or rollback; the caller sees CancelledError.
         task = asyncio.ensure_future(self._write(fn, *args, **kwargs))
         task.add_done_callback(_consume)
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
         return await asyncio.shield(task)
 
     async def _write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -475,7 +479,14 @@ class Database:
         return stat.f_bavail * stat.f_frsize
 
     async def close(self) -> None:
-        """Close every pooled connection. The object may be used again afterwards."""
+        """Close every pooled connection, after the writes still running (a shielded
+        write outlives its cancelled caller: disposing under it would leave its
+        connection unclosed, and let it commit after close returned). The object may
+        be used again afterwards."""
+        loop = asyncio.get_running_loop()
+        running = [task for task in self._writes if task.get_loop() is loop]
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
         await self._engine.dispose()
 
     def _check_sqlite_directory(self) -> None:

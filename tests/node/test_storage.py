@@ -696,3 +696,31 @@ async def test_a_batch_across_a_key_rotation_checks_each_entry_under_its_key(
     assert error is not None and error.code is ErrorCode.BAD_SIGNATURE
     head = await store.head(PEER)
     assert head is not None and head.seq == 4 and head.key == protocol.public_key(PEER_NEW_KEY)
+
+
+async def test_close_waits_for_a_write_whose_caller_was_cancelled(db: Database) -> None:
+    """A shielded write outlives its cancelled caller; close() must let it finish
+    rather than dispose of the engine under it (its connection would be left open,
+    and it would commit after close returned)."""
+    await db.upgrade()
+    started = asyncio.Event()
+    finished: list[bool] = []
+
+    def slow(conn: Connection) -> None:
+        started.set()  # run_sync runs this on the event loop's thread
+        for index in range(200):  # each statement waits for the driver
+            conn.execute(node_state.insert().values(key=f"late{index}", value="kept"))
+        finished.append(True)
+
+    caller = asyncio.create_task(db.write(slow))
+    await started.wait()
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert not finished  # the caller is gone, its transaction is not
+    await db.close()
+    assert finished  # close waited for it
+    count = await db.read(
+        lambda conn: conn.execute(select(func.count()).select_from(node_state)).scalar_one()
+    )
+    assert count >= 200
