@@ -124,7 +124,7 @@ def test_propagation_and_memory(result: dict[str, Any]) -> None:
     assert rss["baseline_interpreter_mb"] < rss["baseline_imported_mb"] <= rss["rss_idle_mb"]
     assert rss["rss_after_entries_mb"] <= rss["hwm_after_entries_mb"]
     assert rss["entries_held"] == ENTRIES
-    assert result["figures"]["rss_after_entries_mb"]["entries"] == ENTRIES
+    assert result["figures"]["rss_after_1m_entries_mb"]["entries"] == ENTRIES
 
 
 def test_a_skipped_backend_is_null_with_its_reason(result: dict[str, Any]) -> None:
