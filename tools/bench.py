@@ -59,6 +59,7 @@ from functools import partial
 from typing import Any, Final, TypeVar
 
 from . import bench_ataa, bench_ingest, bench_node, bench_oprf, bench_protocol
+from ._args import add_backend_options, positive
 
 __all__ = ["FIGURES", "Sizes", "figures_of", "main", "run", "sizes_for"]
 
@@ -296,13 +297,6 @@ def _table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return value
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.bench",
@@ -311,24 +305,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--quick", action="store_true", help="reduced sizes (see above)")
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument(
-        "--postgres", default=bench_ataa.DEFAULT_POSTGRES, help="a PostgreSQL server's admin URL"
-    )
-    where.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    add_backend_options(parser)
     parser.add_argument(
-        "--entries", type=_positive, help="entries ingested per backend (100,000; quick 1,000)"
+        "--entries", type=positive, help="entries ingested per backend (100,000; quick 1,000)"
     )
     parser.add_argument(
         "--memory-entries",
-        type=_positive,
+        type=positive,
         help="entries a node holds for rss_after_1m_entries_mb (1,000,000; quick: --entries)",
     )
     parser.add_argument(
-        "--households", type=_positive, help="households ranked (100,000; quick 5,000)"
+        "--households", type=positive, help="households ranked (100,000; quick 5,000)"
     )
     parser.add_argument(
-        "--allocations", type=_positive, help="records ranked over (1,000,000; quick 50,000)"
+        "--allocations", type=positive, help="records ranked over (1,000,000; quick 50,000)"
     )
     args = parser.parse_args(argv)
     sizes = sizes_for(

@@ -81,7 +81,9 @@ from node.storage._schema import ataa_allocations, ataa_households
 
 from . import _ataa_rows as rows
 from . import _synthetic
+from ._args import add_backend_options, positive
 from ._localfed import LocalNode, local_federation
+from ._postgres import DEFAULT_POSTGRES, drop_database
 
 __all__ = [
     "DEFAULT_POSTGRES",
@@ -94,7 +96,6 @@ __all__ = [
     "sizes_for",
 ]
 
-DEFAULT_POSTGRES: Final = "postgresql://postgres@127.0.0.1:5432/test"
 CATEGORY: Final = "food"
 _BASELINES: Final = {
     "rank_ratio": "rank_ms / baseline_scan_ms: the first queue page against a full scan "
@@ -232,16 +233,6 @@ async def create_database(admin_url: str) -> tuple[str | None, str | None]:
     finally:
         await engine.dispose()
     return name, admin.set(drivername="postgresql", database=name).render_as_string(False)
-
-
-async def drop_database(admin_url: str, name: str) -> None:
-    admin = make_url(admin_url).set(drivername="postgresql+asyncpg")
-    engine = create_async_engine(admin, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        await engine.dispose()
 
 
 def _version_txn(conn: Connection) -> str:
@@ -448,13 +439,6 @@ def run(
     }
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return value
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.bench_ataa",
@@ -463,11 +447,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--quick", action="store_true", help="10k/100k rows, 10 deliveries")
-    parser.add_argument("--households", type=_positive, help="default 100,000 (quick 10,000)")
-    parser.add_argument("--allocations", type=_positive, help="default 1M (quick 100,000)")
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--postgres", default=DEFAULT_POSTGRES, help="a server's admin URL")
-    where.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    parser.add_argument("--households", type=positive, help="default 100,000 (quick 10,000)")
+    parser.add_argument("--allocations", type=positive, help="default 1M (quick 100,000)")
+    add_backend_options(parser)
     args = parser.parse_args(argv)
     result = run(
         quick=args.quick,

@@ -61,6 +61,7 @@ from node.daemon import init_node, open_node
 from node.storage._schema import ataa_allocations, entries, feeds
 
 from . import bench_protocol
+from ._args import add_backend_options, positive
 from ._localfed import CHEAP_HASHER, local_federation
 from .bench_ataa import DEFAULT_POSTGRES, create_database, drop_database
 from .bench_node import NodeProcess, load_own_allocations, rss_baselines
@@ -320,13 +321,6 @@ def run(
     }
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return value
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.bench_ingest",
@@ -335,13 +329,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--quick", action="store_true", help="1,000 entries instead of 100,000")
-    parser.add_argument("--entries", type=_positive, help="entries B pulls (default 100,000)")
+    parser.add_argument("--entries", type=positive, help="entries B pulls (default 100,000)")
     parser.add_argument(
         "--deadline", type=float, help="seconds a pull may take (default 3600; quick 60)"
     )
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--postgres", default=DEFAULT_POSTGRES, help="a server's admin URL")
-    where.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    add_backend_options(parser)
     args = parser.parse_args(argv)
     result = run(
         quick=args.quick,

@@ -46,7 +46,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -55,9 +55,11 @@ from sqlalchemy import update
 from sqlalchemy.engine import Connection
 
 import protocol
+from node.ataa import index_row
 from node.clock import Clock, SystemClock
 from node.daemon import Node
 from node.federation import FED_PREFIX
+from node.storage import entry_row
 from node.storage._schema import ataa_allocations, entries, feeds
 
 from . import bench_protocol
@@ -223,45 +225,15 @@ class NodeProcess:
 # -- a node's own feed, grown fast ---------------------------------------------------------
 
 
-def _allocation_rows(made: Sequence[protocol.Entry], now_ms: int) -> Iterator[dict[str, Any]]:
-    for entry in made:
-        yield {
-            "author": entry.author,
-            "seq": entry.seq,
-            "id": entry.id,
-            "prev": entry.prev,
-            "ts": entry.ts,
-            "kind": entry.kind,
-            "wire": entry.wire,
-            "received_ms": now_ms,
-        }
-
-
-def _index_rows(made: Sequence[protocol.Entry]) -> Iterator[dict[str, Any]]:
-    for entry in made:
-        body = entry.body
-        assert isinstance(body, protocol.Allocation)
-        yield {
-            "author": entry.author,
-            "seq": entry.seq,
-            "entry_id": entry.id,
-            "pseudonym": body.pseudonym,
-            "epoch": body.epoch,
-            "category": body.category,
-            "unit": body.unit,
-            "quantity": body.quantity,
-            "value_iqd": body.value_iqd,
-            "program": body.program,
-            "date": body.date,
-            "district": body.district,
-        }
-
-
 def _load_txn(
     conn: Connection, made: list[protocol.Entry], head: protocol.FeedHead, now_ms: int
 ) -> None:
-    conn.execute(entries.insert(), list(_allocation_rows(made, now_ms)))
-    conn.execute(ataa_allocations.insert(), list(_index_rows(made)))
+    conn.execute(entries.insert(), [entry_row(entry, now_ms) for entry in made])
+    index = []
+    for entry in made:
+        assert isinstance(entry.body, protocol.Allocation)
+        index.append(index_row(entry.author, entry.seq, entry.id, entry.body))
+    conn.execute(ataa_allocations.insert(), index)
     conn.execute(
         update(feeds)
         .where(feeds.c.author == head.author)

@@ -107,10 +107,11 @@ from node.clock import Clock, SystemClock
 from node.daemon import Node, OrgDetails, init_node
 from node.federation import FED_PREFIX, NodeLock, create_federation, join
 from node.federation._messages import Ack
-from node.storage import Database
+from node.storage import Database, entry_row
 from node.storage._schema import entries, feeds, forks, messages, outbox
 from node.web import make_app
 from tools._localfed import CHEAP_HASHER
+from tools._postgres import DEFAULT_POSTGRES, drop_database
 
 __all__ = [
     "BACKLOG",
@@ -141,7 +142,6 @@ WINDOW_S: Final = 0.4
 #: for seconds; at these rates a kill still lands in an append at many moments.
 APPEND_PAUSE_S: Final = 0.02
 SEND_PAUSE_S: Final = 0.05
-DEFAULT_POSTGRES: Final = "postgresql://postgres@127.0.0.1:5432/test"
 #: The activities a counted kill waits for. Every fourth one also waits for a batch of
 #: the peer's feed to commit (ingesting a batch takes longer than the kill window on a
 #: busy machine, so otherwise every kill would land in the first batch and the replica
@@ -854,18 +854,7 @@ async def _grow(peer: Node, count: int, clock: Clock) -> None:
             head, {"pad": "x" * 64}, key=key, net=net, now_ms=now, kind=NOTE_KIND
         )
         head = protocol.head_after(head, entry)
-        rows.append(
-            {
-                "author": author,
-                "seq": entry.seq,
-                "id": entry.id,
-                "prev": entry.prev,
-                "ts": entry.ts,
-                "kind": entry.kind,
-                "wire": entry.wire,
-                "received_ms": now,
-            }
-        )
+        rows.append(entry_row(entry, now))
     assert head is not None
 
     def txn(conn: SqlConnection) -> None:
@@ -983,16 +972,6 @@ async def _create_postgres(admin_url: str) -> tuple[str, str]:
         await engine.dispose()
     url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     return url, name
-
-
-async def _drop_postgres(admin_url: str, name: str) -> None:
-    admin = make_url(admin_url).set(drivername="postgresql+asyncpg")
-    engine = create_async_engine(admin, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        await engine.dispose()
 
 
 async def run_crash(
@@ -1249,7 +1228,7 @@ async def _cli_run(base: Path, args: argparse.Namespace) -> CrashReport:
         )
     finally:
         if name is not None and args.dir is None:
-            await _drop_postgres(admin, name)
+            await drop_database(admin, name)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,6 +14,7 @@ from ._allocations import (
     AllocationErrorCode,
     backfill,
     index_entries,
+    index_row,
     install,
 )
 from ._blind import BlindIndex, NameTokens, SearchQuery
@@ -189,6 +190,7 @@ __all__ = [
     "dry_run",
     "dump_model",
     "index_entries",
+    "index_row",
     "install",
     "iraq_today",
     "load_model",

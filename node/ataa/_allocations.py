@@ -35,6 +35,7 @@ __all__ = [
     "AllocationErrorCode",
     "backfill",
     "index_entries",
+    "index_row",
     "install",
 ]
 
@@ -87,7 +88,7 @@ def index_entries(conn: Connection, stored: Sequence[protocol.Entry]) -> None:
     for entry in stored:
         body = entry.body
         if isinstance(body, protocol.Allocation):
-            rows.append(_allocation_row(entry.author, entry.seq, entry.id, body))
+            rows.append(index_row(entry.author, entry.seq, entry.id, body))
         elif isinstance(body, protocol.AllocationVoid):
             _insert_allocations(conn, rows)  # a void may name one of them
             rows = []
@@ -141,9 +142,10 @@ def _insert(conn: Connection, table: Table) -> Any:
     return sqlite.insert(table)
 
 
-def _allocation_row(
+def index_row(
     author: bytes, seq: int, entry_id: bytes, body: protocol.Allocation
 ) -> dict[str, Any]:
+    """The ``ataa_allocations`` row of allocation ``seq`` of ``author``'s feed."""
     return {
         "author": author,
         "seq": seq,
@@ -216,7 +218,7 @@ def _backfill_allocations_txn(
     for row in rows:
         body = _stored_body(row, protocol.Allocation)
         if body is not None:
-            found.append(_allocation_row(bytes(row.author), row.seq, bytes(row.id), body))
+            found.append(index_row(bytes(row.author), row.seq, bytes(row.id), body))
     _insert_allocations(conn, found)  # missing from the index a moment ago: all new
     count = len(found)
     last = (bytes(rows[-1].author), rows[-1].seq) if len(rows) == _BACKFILL_BATCH else None

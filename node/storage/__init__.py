@@ -19,6 +19,7 @@ from ._feeds import (
     IngestResult,
     IngestStatus,
     PreparedBatch,
+    entry_row,
     stored_content,
 )
 
@@ -36,5 +37,6 @@ __all__ = [
     "PreparedBatch",
     "StorageError",
     "StorageErrorCode",
+    "entry_row",
     "stored_content",
 ]

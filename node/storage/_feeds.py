@@ -41,6 +41,7 @@ __all__ = [
     "IngestResult",
     "IngestStatus",
     "PreparedBatch",
+    "entry_row",
     "stored_content",
 ]
 
@@ -536,21 +537,22 @@ def _set_head(conn: Connection, head: FeedHead) -> None:
     )
 
 
+def entry_row(entry: Entry, received_ms: int) -> dict[str, Any]:
+    """The ``entries`` row of a verified entry (the stored bytes are its wire)."""
+    return {
+        "author": entry.author,
+        "seq": entry.seq,
+        "id": entry.id,
+        "prev": entry.prev,
+        "ts": entry.ts,
+        "kind": entry.kind,
+        "wire": entry.wire,
+        "received_ms": received_ms,
+    }
+
+
 def _insert_entries(conn: Connection, stored: Sequence[Entry], now_ms: int) -> None:
-    rows = [
-        {
-            "author": entry.author,
-            "seq": entry.seq,
-            "id": entry.id,
-            "prev": entry.prev,
-            "ts": entry.ts,
-            "kind": entry.kind,
-            "wire": entry.wire,
-            "received_ms": now_ms,
-        }
-        for entry in stored
-    ]
-    conn.execute(entries.insert(), rows)
+    conn.execute(entries.insert(), [entry_row(entry, now_ms) for entry in stored])
 
 
 def _corrupt(author: bytes, seq: int, what: str) -> StorageError:
