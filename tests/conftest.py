@@ -40,6 +40,35 @@ GROUPS = (
     ("netns", "tests/integration/test_netns_"),
 )
 
+#: Tests that take tens of seconds alone (measured with ``--durations``), by path prefix:
+#: collected first, so that xdist hands them out early. Started last, one of them would
+#: keep a worker busy while the other idles at the end of the run. (xdist then orders
+#: the work by group size, so the groups above still come before these.)
+SLOW_FIRST = (
+    "tests/integration/test_crash.py",
+    "tests/integration/test_api_fuzz.py",
+    "tests/tools/test_soak.py",
+    "tests/tools/test_demo.py",
+    "tests/tools/test_bench",
+    "tests/integration/test_outages.py",
+    "tests/integration/test_fed_fuzz.py",
+    "tests/node/test_web.py::test_every_route_for_every_role",
+    "tests/node/test_scoring.py::test_generated_models",
+    "tests/tools/test_fuzz.py",
+    "tests/tools/test_tools.py::test_bench_oprf",
+    "tests/integration/test_multiprocess.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Move the :data:`SLOW_FIRST` tests to the front, keeping every other order."""
+
+    def slow(item: pytest.Item) -> bool:
+        return item.nodeid.startswith(SLOW_FIRST)
+
+    items[:] = [item for item in items if slow(item)] + [item for item in items if not slow(item)]
+
+
 # Hypothesis's default deadline (200 ms per example) is a timing budget, not a check of
 # the code: with two workers on two cores one example that waits for a core fails a
 # correct test as "Flaky". Its built-in CI profile drops it too; this inherits the rest
