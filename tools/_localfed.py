@@ -40,6 +40,7 @@ __all__ = [
     "Front",
     "LocalNode",
     "converge",
+    "found_or_join",
     "local_federation",
     "start_background",
     "stop_background",
@@ -78,14 +79,19 @@ async def _direct(name: str, host: str, port: int) -> AsyncIterator[str]:
     yield f"http://{host}:{port}"
 
 
-async def _found_or_join(
-    data: Path, node: Node, clock: Clock, genesis: protocol.Genesis | None
+async def found_or_join(
+    data: Path,
+    node: Node,
+    clock: Clock,
+    genesis: protocol.Genesis | None,
+    name: str = "Local federation",
 ) -> protocol.Genesis:
+    """Found a federation called ``name`` at ``node`` (no ``genesis``), or join ``genesis``."""
     if genesis is None:
         _config, founded = await create_federation(
             data,
             node.config,
-            "Local federation",
+            name,
             db=node.db,
             feeds_store=node.feeds,
             audit=node.audit,
@@ -132,7 +138,7 @@ async def _create(
             data, clock=clock, database_url=database_url, org=org, hasher=hasher
         )
         try:
-            genesis = await _found_or_join(data, node, clock, genesis)
+            genesis = await found_or_join(data, node, clock, genesis)
         finally:
             await node.close()
 

@@ -105,12 +105,12 @@ import protocol
 from node.audit import AuditLog
 from node.clock import Clock, SystemClock
 from node.daemon import Node, OrgDetails, init_node
-from node.federation import FED_PREFIX, NodeLock, create_federation, join
+from node.federation import FED_PREFIX, NodeLock
 from node.federation._messages import Ack
 from node.storage import Database, entry_row
 from node.storage._schema import entries, feeds, forks, messages, outbox
 from node.web import make_app
-from tools._localfed import CHEAP_HASHER
+from tools._localfed import CHEAP_HASHER, found_or_join
 from tools._postgres import DEFAULT_POSTGRES, drop_database
 
 __all__ = [
@@ -761,16 +761,7 @@ async def _create(base: Path, victim_url: str | None, clock: Clock) -> None:
     """The peer founds a federation (SQLite), the victim joins it."""
     peer, _ = await init_node(base / "peer", clock=clock, org=_org("peer"), hasher=CHEAP_HASHER)
     try:
-        _config, genesis = await create_federation(
-            base / "peer",
-            peer.config,
-            "Crash federation",
-            db=peer.db,
-            feeds_store=peer.feeds,
-            audit=peer.audit,
-            identity=peer.identity,
-            clock=clock,
-        )
+        genesis = await found_or_join(base / "peer", peer, clock, None, "Crash federation")
     finally:
         await peer.close()
     victim, _ = await init_node(
@@ -781,17 +772,7 @@ async def _create(base: Path, victim_url: str | None, clock: Clock) -> None:
         hasher=CHEAP_HASHER,
     )
     try:
-        await join(
-            base / "victim",
-            victim.config,
-            db=victim.db,
-            feeds_store=victim.feeds,
-            audit=victim.audit,
-            identity=victim.identity,
-            genesis=genesis,
-            clock=clock,
-            action="federation.join",
-        )
+        await found_or_join(base / "victim", victim, clock, genesis)
     finally:
         await victim.close()
 

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Final
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -79,7 +79,7 @@ class FederationService:
         self.pseudonyms: PseudonymService | None = None
         #: Approved peers as of the last sync round (the dashboard shows it).
         self.approved_count = 0
-        self._notifying: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def net(self) -> bytes:
@@ -201,9 +201,7 @@ class FederationService:
             await self.replicator.notify_now()
         except Exception:
             _log.exception("notifying peers failed", extra={"event": "sync.error"})
-        task = asyncio.get_running_loop().create_task(self._deliver_pass())
-        self._notifying.add(task)
-        task.add_done_callback(self._notifying.discard)
+        self._spawn(self._deliver_pass())
 
     async def _deliver_pass(self) -> None:
         assert self.messages is not None
@@ -215,9 +213,13 @@ class FederationService:
     def feed_grew(self) -> None:
         """Our feed just grew (a delivery): tell approved peers now rather than at the
         next round, so that their queues re-rank within seconds. Call from the loop."""
-        task = asyncio.get_running_loop().create_task(self._notify_grew())
-        self._notifying.add(task)
-        task.add_done_callback(self._notifying.discard)
+        self._spawn(self._notify_grew())
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` as a task of its own, cancelled by :meth:`close` if unfinished."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _notify_grew(self) -> None:
         try:
@@ -243,9 +245,9 @@ class FederationService:
             with contextlib.suppress(Exception):
                 self._scheduler.shutdown(wait=False)
             self._scheduler = None
-        for task in list(self._notifying):  # notifies and delivery passes in flight
+        for task in list(self._background):  # notifies and delivery passes in flight
             task.cancel()
-        for task in list(self._notifying):
+        for task in list(self._background):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         if self.messages is not None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 import protocol
+from node._tasks import drop_outcome
 from node.clock import Clock
 from node.storage import MAX_RANGE, FeedStore, IngestResult, StorageError
 from protocol import FeedHead
@@ -368,7 +369,7 @@ class Replicator:
                 abandoned: list[asyncio.Future[Any] | None] = [coming, storing]
                 for pending in abandoned:  # not needed after all: its outcome is dropped
                     if pending is not None:
-                        pending.add_done_callback(_drop_outcome)
+                        pending.add_done_callback(drop_outcome)
                         pending.cancel()
 
     def _stored(
@@ -469,12 +470,6 @@ class Replicator:
         body = {"heads": [[head.author, head.seq, head.id, None]]}
         with contextlib.suppress(PeerCallError, protocol.ProtocolError):
             await self._client.call(peer.node_id, peer.url, "POST", "/notify", body)
-
-
-def _drop_outcome(task: asyncio.Future[Any]) -> None:
-    """Retrieve an abandoned task's outcome, so that asyncio does not log it."""
-    if not task.cancelled():
-        task.exception()
 
 
 def _entries_of(value: Any) -> list[bytes]:

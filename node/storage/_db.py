@@ -35,6 +35,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 import protocol
+from node._tasks import drop_outcome
 
 __all__ = [
     "CONNECT_TIMEOUT_S",
@@ -251,13 +252,6 @@ def _classify(error: exc.SQLAlchemyError) -> StorageErrorCode:
     return StorageErrorCode.FAILED
 
 
-def _consume(task: asyncio.Task[Any]) -> None:
-    """Retrieve a shielded write's outcome, so that a write whose caller was cancelled
-    does not log "exception was never retrieved" (its caller has gone)."""
-    if not task.cancelled():
-        task.exception()
-
-
 class Database:
     """One engine for the node's database, and the transactions the stores run in.
 
@@ -352,7 +346,7 @@ class Database:
         # SQLite would leave the write lock held by a connection nobody returns. The
         # transaction runs to its commit or rollback; the caller sees CancelledError.
         task = asyncio.ensure_future(self._write(fn, *args, **kwargs))
-        task.add_done_callback(_consume)
+        task.add_done_callback(drop_outcome)
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
         return await asyncio.shield(task)
