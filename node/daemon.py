@@ -151,6 +151,7 @@ class Node:
     async def close(self) -> None:
         await self.ataa.close()
         await self.federation.close()
+        await self.feeds.close()
         await self.db.close()
 
 

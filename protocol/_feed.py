@@ -31,6 +31,7 @@ __all__ = [
     "FeedHead",
     "ForkProof",
     "append",
+    "follows",
     "head_after",
     "make_fork_proof",
     "rotate_key",
@@ -69,8 +70,10 @@ class FeedHead:
 def head_after(head: FeedHead | None, entry: Entry) -> FeedHead:
     """The head once ``entry`` (already checked to follow ``head``) is appended."""
     key = head.key if head is not None else entry.author
-    if type(entry.body) is KeyRotate:
-        key = entry.body.new_key
+    if entry.kind == KeyRotate.KIND:  # known before its body is built: most are not
+        body = entry.body
+        assert type(body) is KeyRotate
+        key = body.new_key
     return FeedHead(author=entry.author, seq=entry.seq, id=entry.id, ts=entry.ts, key=key)
 
 
@@ -99,17 +102,35 @@ def verify_next(
         entry = verify_entry(wire, net=net, now_ms=now_ms)
     else:
         entry = verify_entry(wire, net=net, now_ms=now_ms, key=head.key, author=head.author)
+    return entry, follows(head, entry)
+
+
+def follows(head: FeedHead | None, entry: Entry) -> FeedHead:
+    """Check that ``entry``, verified on its own by :func:`protocol.verify_entry` with
+    the key of ``head``'s feed, is the next entry after ``head``: the half of
+    :func:`verify_next` that needs its predecessor (a replica checks a range's
+    signatures in parallel, then its links in order).
+
+    Returns:
+        The feed's head once ``entry`` is appended.
+
+    Raises:
+        RemoteProtocolError: WRONG_AUTHOR, SEQ_GAP, BAD_PREV or TS_BEFORE_PREV, as
+            :func:`verify_next`.
+    """
     if head is None:
         if entry.seq != 1:
             _remote(ErrorCode.SEQ_GAP, f"expected seq 1, got {entry.seq}")
-        return entry, head_after(None, entry)
+        return head_after(None, entry)
+    if entry.author != head.author:
+        _remote(ErrorCode.WRONG_AUTHOR, "entry belongs to another feed")
     if entry.seq != head.seq + 1:
         _remote(ErrorCode.SEQ_GAP, f"expected seq {head.seq + 1}, got {entry.seq}")
     if entry.prev != head.id:
         _remote(ErrorCode.BAD_PREV, f"prev does not name entry {head.seq}")
     if entry.ts < head.ts:
         _remote(ErrorCode.TS_BEFORE_PREV, "ts is earlier than the previous entry's")
-    return entry, head_after(head, entry)
+    return head_after(head, entry)
 
 
 def verify_chain(

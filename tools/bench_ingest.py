@@ -22,8 +22,9 @@ reaches A's head: B's start-up is excluded, and so is its first batch. Baseline
 (``raw_verify_per_s``): PyNaCl ``VerifyKey.verify`` of the same kind of entries' signed
 bytes, one core (:func:`tools.bench_protocol.run`), measured in the same run just
 before. ``ingest_ratio = ingest_per_s / raw_verify_per_s``; target >= 0.5. Beside it:
-the CPU time B and A used during the pull, as a share of its wall time (1.0 = one core
-busy all along), and the entries and index rows B holds after (each must equal N).
+the CPU time B (with its verifier worker processes, ``b_worker_processes``) and A used
+during the pull, as a share of its wall time (1.0 = one core busy all along), and the
+entries and index rows B holds after (each must equal N).
 
 Memory (SQLite B): ``rss_idle_mb``, B's resident set once started and idle (it is
 started before A, so it has nothing to pull yet), and ``rss_after_entries_mb`` after it
@@ -125,10 +126,29 @@ def free_ports(count: int) -> list[int]:
     raise RuntimeError("no free ports")
 
 
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process, all its threads, so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime, stime (proc(5))
+def _cpu_s(pid: int) -> dict[int, float]:
+    """User + system CPU seconds so far of a process (all its threads) and of each of
+    its descendants (a node's verifier workers): ``pid -> seconds``."""
+    used: dict[int, float] = {}
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rpartition(")")[2].split()
+            tasks = list(Path(f"/proc/{current}/task").iterdir())
+            for task in tasks:
+                todo.extend(int(child) for child in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # it ended meanwhile
+        used[current] = (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime, stime
+    return used
+
+
+def _cpu_since(pid: int, before: dict[int, float]) -> tuple[float, int]:
+    """CPU seconds a process and its descendants used since ``before`` (descendants
+    started since count from zero), and how many descendants it has now."""
+    now = _cpu_s(pid)
+    return sum(seconds - before.get(p, 0.0) for p, seconds in now.items()), len(now) - 1
 
 
 def _seq_txn(conn: Connection, author: bytes) -> int:
@@ -164,7 +184,7 @@ async def _pull(b: NodeProcess, a: NodeProcess, author: bytes, target: int, size
             last = (time.perf_counter(), await db.read(_seq_txn, author))
             if first is None and last[1] > held:
                 first = last
-        used = {name: _cpu_s(p.pid) - cpu[name] for name, p in (("b", b), ("a", a))}
+        (b_used, workers), (a_used, _) = _cpu_since(b.pid, cpu["b"]), _cpu_since(a.pid, cpu["a"])
         stored, indexed = await db.read(_held_txn, author)
         backend = db.backend
     finally:
@@ -181,8 +201,9 @@ async def _pull(b: NodeProcess, a: NodeProcess, author: bytes, target: int, size
         "measured_s": round(wall, 2),
         "first_seen_after_s": round(first[0] - started, 2),
         "total_s": round(last[0] - started, 2),
-        "b_cpu_share": round(used["b"] / (last[0] - started), 2),
-        "a_cpu_share": round(used["a"] / (last[0] - started), 2),
+        "b_cpu_share": round(b_used / (last[0] - started), 2),
+        "b_worker_processes": workers,
+        "a_cpu_share": round(a_used / (last[0] - started), 2),
         "stored_allocations": stored,
         "indexed_allocations": indexed,
     }

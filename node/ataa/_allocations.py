@@ -26,7 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 import protocol
-from node.storage import Database, FeedStore, stored_content
+from node.storage import Database, FeedStore, insert_rows, stored_content
 from node.storage._schema import ataa_allocations, entries
 
 __all__ = [
@@ -164,8 +164,7 @@ def index_row(
 
 def _insert_allocations(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Insert index rows, one statement for all of them; rows held already are kept."""
-    if rows:
-        conn.execute(_insert(conn, ataa_allocations).on_conflict_do_nothing(), rows)
+    insert_rows(conn, ataa_allocations, rows, ignore_conflicts=True)
 
 
 def _apply_void(conn: Connection, author: bytes, seq: int, body: protocol.AllocationVoid) -> int:

@@ -9,10 +9,12 @@ Every public store method is one transaction (STYLE §9); every failure is a
 received bytes, which stay ``protocol.RemoteProtocolError``.
 """
 
+from ._bulk import insert_rows
 from ._db import CONNECT_TIMEOUT_S, SQLITE_BUSY_TIMEOUT_MS, Database, StorageError, StorageErrorCode
 from ._feeds import (
     HEAD_UNCONFIRMED_KEY,
     MAX_RANGE,
+    MAX_RANGE_BYTES,
     FeedStore,
     ForkRecord,
     Indexer,
@@ -27,6 +29,7 @@ __all__ = [
     "CONNECT_TIMEOUT_S",
     "HEAD_UNCONFIRMED_KEY",
     "MAX_RANGE",
+    "MAX_RANGE_BYTES",
     "SQLITE_BUSY_TIMEOUT_MS",
     "Database",
     "FeedStore",
@@ -38,5 +41,6 @@ __all__ = [
     "StorageError",
     "StorageErrorCode",
     "entry_row",
+    "insert_rows",
     "stored_content",
 ]

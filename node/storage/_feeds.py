@@ -16,7 +16,6 @@ Rules enforced here, each within one transaction (SPEC §4):
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -27,14 +26,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 import protocol
+from node._verifier import VerifiedRun, Verifier
 from protocol import Entry, ErrorCode, FeedHead, LocalProtocolError, RemoteProtocolError
 
+from ._bulk import insert_rows
 from ._db import Database, StorageError, StorageErrorCode
 from ._schema import entries, feeds, forks, node_state
 
 __all__ = [
     "HEAD_UNCONFIRMED_KEY",
     "MAX_RANGE",
+    "MAX_RANGE_BYTES",
     "FeedStore",
     "ForkRecord",
     "Indexer",
@@ -51,11 +53,16 @@ __all__ = [
 HEAD_UNCONFIRMED_KEY: Final = "own_head_unconfirmed"
 
 #: Most entries :meth:`FeedStore.range` returns at once. A range answers a peer's pull
-#: (DESIGN §4 "pull missing ranges"); 256 entries are ~80 KB for typical entries and at
-#: most 16 MiB (256 x ``protocol.MAX_ENTRY_BYTES``), which bounds the memory one request
-#: can pin and keeps each read transaction short (a long-lived SQLite reader stops the
-#: WAL from being checkpointed). Callers page with ``after_seq``.
-MAX_RANGE: Final = 256
+#: (DESIGN §4 "pull missing ranges"): 1,024 typical entries are ~400 KB. Each request
+#: costs both nodes a signed round trip, a few reads and, on the puller, a commit; at
+#: 256 entries a range those fixed costs were a third of a catch-up's time
+#: (``tools/bench_ingest.py``). Callers page with ``after_seq``.
+MAX_RANGE: Final = 1024
+#: A range also stops before its wires would exceed this many bytes: what one request
+#: can pin in memory, however large its entries (at least one entry is returned,
+#: ``protocol.MAX_ENTRY_BYTES`` < this), and it fits a federation body
+#: (``protocol.MAX_DOCUMENT_BYTES``).
+MAX_RANGE_BYTES: Final = 1_000_000
 
 _ROTATE_KIND: Final = protocol.KeyRotate.KIND
 
@@ -100,14 +107,25 @@ class FeedStore:
     Args:
         db: the node's database, upgraded.
         own: our feed's author id (the node id): the feed :meth:`append_own` extends.
+        verifier: where a peer's ranges are verified (default: a :class:`Verifier`
+            that hands long ones to a worker process).
+
+    Attributes:
+        verifier: that verifier.
     """
 
-    def __init__(self, db: Database, *, own: bytes) -> None:
+    def __init__(self, db: Database, *, own: bytes, verifier: Verifier | None = None) -> None:
         if type(own) is not bytes or len(own) != 32:
             raise ValueError("own must be a 32-byte author id")
         self._db = db
         self._own = own
         self._indexers: dict[str, list[Indexer]] = {}
+        self.verifier = verifier if verifier is not None else Verifier()
+
+    async def close(self) -> None:
+        """Stop the verifier's worker process, if it runs (the database is the
+        caller's to close)."""
+        await self.verifier.close()
 
     def add_indexer(self, kinds: Iterable[str], indexer: Indexer) -> None:
         """Call ``indexer(conn, entries)`` for the entries of ``kinds`` stored from now
@@ -273,7 +291,7 @@ class FeedStore:
         net: bytes,
         now_ms: int,
         after: FeedHead | Literal["stored"] | None = "stored",
-    ) -> _Run | None:
+    ) -> VerifiedRun | None:
         """The longest prefix of ``wires`` that verifies as the next entries of one feed
         after ``after`` (its stored head by default), or None when the first entry is
         not that feed's next."""
@@ -288,10 +306,10 @@ class FeedStore:
             return None
         if seq != (head.seq if head is not None else 0) + 1:
             return None
-        return await asyncio.to_thread(_verify_run, head, author, wires, net, now_ms)
+        return await self.verifier.run(head, author, wires, net, now_ms)
 
     def _ingest_batch_txn(
-        self, conn: Connection, wires: list[bytes], net: bytes, now_ms: int, run: _Run | None
+        self, conn: Connection, wires: list[bytes], net: bytes, now_ms: int, run: VerifiedRun | None
     ) -> tuple[list[IngestResult], protocol.ProtocolError | None]:
         results: list[IngestResult] = []
         start = 0
@@ -398,21 +416,24 @@ class FeedStore:
             return None
         return await self._db.read(_get_txn, author, seq)
 
-    async def range(self, author: bytes, after_seq: int, limit: int) -> list[bytes]:
+    async def range(
+        self, author: bytes, after_seq: int, limit: int, *, max_bytes: int = MAX_RANGE_BYTES
+    ) -> list[bytes]:
         """Wires of ``author``'s entries with ``seq > after_seq``, in seq order.
 
-        Returns at most ``min(limit, MAX_RANGE)`` wires; fewer means the end of what
-        we hold.
+        Returns at most ``min(limit, MAX_RANGE)`` wires, whose sizes add up to at most
+        ``max_bytes`` (the first is returned whatever its size); fewer than ``limit``
+        is not the end of what we hold when the bytes ran out first.
 
         Raises:
-            ValueError: ``limit`` < 1.
+            ValueError: ``limit`` or ``max_bytes`` < 1.
         """
-        if limit < 1:
-            raise ValueError("limit must be at least 1")
+        if limit < 1 or max_bytes < 1:
+            raise ValueError("limit and max_bytes must be at least 1")
         if after_seq >= protocol.MAX_SEQ:  # peers choose after_seq: keep it in BIGINT range
             return []
         after_seq = max(after_seq, 0)
-        return await self._db.read(_range_txn, author, after_seq, min(limit, MAX_RANGE))
+        return await self._db.read(_range_txn, author, after_seq, min(limit, MAX_RANGE), max_bytes)
 
     async def latest_of_kind(self, author: bytes, kind: str) -> bytes | None:
         """The wire bytes of ``author``'s newest entry of ``kind``, or None."""
@@ -443,7 +464,7 @@ class PreparedBatch:
     wires: list[bytes]
     net: bytes
     now_ms: int
-    run: _Run | None
+    run: VerifiedRun | None
 
     @property
     def end(self) -> FeedHead | Literal["stored"] | None:
@@ -453,41 +474,6 @@ class PreparedBatch:
         if run is None or run.error is not None or len(run.entries) != len(self.wires):
             return "stored"
         return run.end
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Run:
-    """Entries verified as the next ones of ``author``'s feed after ``head``
-    (:meth:`FeedStore._verified_run`): ``end`` is the head after the last of them, and
-    ``error`` what refused the entry that followed them, if one did."""
-
-    author: bytes
-    head: FeedHead | None
-    entries: list[Entry]
-    end: FeedHead | None
-    error: protocol.ProtocolError | None
-
-
-def _verify_run(
-    head: FeedHead | None, author: bytes, wires: list[bytes], net: bytes, now_ms: int
-) -> _Run:
-    """Verify ``wires`` as the entries after ``head`` while they are ``author``'s next
-    ones (pure: runs in a worker thread)."""
-    verified: list[Entry] = []
-    end = head
-    error: protocol.ProtocolError | None = None
-    for wire in wires:
-        try:
-            entry, after = protocol.verify_next(end, wire, net=net, now_ms=now_ms)
-        except protocol.ProtocolError as refused:
-            if refused.code is not ErrorCode.WRONG_AUTHOR:
-                error = refused
-            break  # another feed's entry: the entry-by-entry path takes it
-        if entry.author != author:  # a first entry (no head to check it against)
-            break
-        verified.append(entry)
-        end = after
-    return _Run(author=author, head=head, entries=verified, end=end, error=error)
 
 
 # -- transaction bodies and their helpers (sync: they run inside run_sync) --------
@@ -552,7 +538,7 @@ def entry_row(entry: Entry, received_ms: int) -> dict[str, Any]:
 
 
 def _insert_entries(conn: Connection, stored: Sequence[Entry], now_ms: int) -> None:
-    conn.execute(entries.insert(), [entry_row(entry, now_ms) for entry in stored])
+    insert_rows(conn, entries, [entry_row(entry, now_ms) for entry in stored])
 
 
 def _corrupt(author: bytes, seq: int, what: str) -> StorageError:
@@ -649,13 +635,27 @@ def _get_txn(conn: Connection, author: bytes, seq: int) -> bytes | None:
     return None if wire is None else bytes(wire)
 
 
-def _range_txn(conn: Connection, author: bytes, after_seq: int, limit: int) -> list[bytes]:
-    query = (
-        select(entries.c.wire)
-        .where(entries.c.author == author, entries.c.seq > after_seq)
+def _range_txn(
+    conn: Connection, author: bytes, after_seq: int, limit: int, max_bytes: int
+) -> list[bytes]:
+    # The sizes first (SQLite and PostgreSQL read a blob's length from its header), so
+    # that no more wires are read than are returned.
+    in_feed = (entries.c.author == author, entries.c.seq > after_seq)
+    sizes = conn.execute(
+        select(entries.c.seq, func.length(entries.c.wire))
+        .where(*in_feed)
         .order_by(entries.c.seq)
         .limit(limit)
-    )
+    ).all()
+    last, total = after_seq, 0
+    for seq, size in sizes:
+        total += size
+        if total > max_bytes and last > after_seq:
+            break
+        last = seq
+    if last == after_seq:
+        return []
+    query = select(entries.c.wire).where(*in_feed, entries.c.seq <= last).order_by(entries.c.seq)
     return [bytes(wire) for wire in conn.execute(query).scalars()]
 
 

@@ -47,8 +47,6 @@ __all__ = ["add_federation_routes"]
 
 #: A peer must send its whole body within this time (slow-loris bodies are cut off).
 BODY_TIMEOUT_S: Final = 30.0
-#: Most bytes of feed entries one range answer carries (under MAX_FED_BODY).
-RANGE_BYTES: Final = 1_000_000
 _HEX64: Final = re.compile(r"[0-9a-f]{64}")
 #: Oracle key epochs are 1 .. 2^32 - 1 (SPEC §5.9, ``oracle.config/1``): checked before
 #: an epoch reaches a query, where 2^63 and above overflow the database's integers.
@@ -309,14 +307,7 @@ async def _feed(
         raise _Refused("BAD_VALUE", "limit is at least 1")
     if author not in await fed.peers.replicated_authors():
         raise _Refused("NOT_FOUND", "no such feed", 404)
-    wires = await fed.feeds.range(author, after, min(limit, MAX_RANGE))
-    out: list[bytes] = []
-    size = 0
-    for wire in wires:
-        if size + len(wire) > RANGE_BYTES:
-            break
-        out.append(wire)
-        size += len(wire)
+    out = await fed.feeds.range(author, after, min(limit, MAX_RANGE))
     head = await fed.feeds.head(author)
     last = after + len(out)
     return 200, {"entries": out, "more": head is not None and head.seq > last}

@@ -26,7 +26,7 @@ from node.federation import (
     parse_blocklist,
 )
 from node.federation._transport import sign_headers
-from node.storage import MAX_RANGE, StorageError, StorageErrorCode
+from node.storage import MAX_RANGE, MAX_RANGE_BYTES, StorageError, StorageErrorCode
 
 from .fed_helpers import (
     NOTE_KIND,
@@ -613,8 +613,12 @@ async def test_a_hostile_peer_serving_bad_entries_is_refused_counted_and_others_
             held[a.id] = (head.seq + (2 if fault == "seq_gap" else 1), bytes(32))
             return held
 
-        async def served(author: bytes, after_seq: int, limit: int) -> list[bytes]:
-            return [bad] if author == a.id else await real_range(author, after_seq, limit)
+        async def served(
+            author: bytes, after_seq: int, limit: int, *, max_bytes: int = MAX_RANGE_BYTES
+        ) -> list[bytes]:
+            if author == a.id:
+                return [bad]
+            return await real_range(author, after_seq, limit, max_bytes=max_bytes)
 
         a.node.feeds.heads = heads  # type: ignore[method-assign]
         a.node.feeds.range = served  # type: ignore[method-assign]
@@ -659,8 +663,10 @@ async def test_a_long_catch_up_is_pipelined_and_stops_exactly_at_a_bad_entry(
         bad_seq = start + 2 * batch + 100
         real_range = a.node.feeds.range
 
-        async def served(author: bytes, after_seq: int, limit: int) -> list[bytes]:
-            wires = await real_range(author, after_seq, limit)
+        async def served(
+            author: bytes, after_seq: int, limit: int, *, max_bytes: int = MAX_RANGE_BYTES
+        ) -> list[bytes]:
+            wires = await real_range(author, after_seq, limit, max_bytes=max_bytes)
             if author != a.id:
                 return wires
             return [

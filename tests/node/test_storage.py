@@ -142,14 +142,26 @@ async def test_append_own_chain_then_read_it_back(store: FeedStore) -> None:
     assert [entry.id for entry in entries_] == [entry.id for entry in made]
 
 
-async def test_range_is_bounded(store: FeedStore) -> None:
-    for entry in feed(PEER_KEY, MAX_RANGE + 3):
-        assert (await store.ingest(entry.wire, net=NET, now_ms=NOW)).status == "stored"
+async def test_range_is_bounded_in_entries_and_bytes(store: FeedStore) -> None:
+    wires = [entry.wire for entry in feed(PEER_KEY, MAX_RANGE + 3)]
+    for start in range(0, len(wires), MAX_RANGE):
+        results, error = await store.ingest_batch(
+            wires[start : start + MAX_RANGE], net=NET, now_ms=NOW + 10**6
+        )
+        assert error is None and {r.status for r in results} == {"stored"}
     page = await store.range(PEER, 0, 10**9)
-    assert len(page) == MAX_RANGE
+    assert page == wires[:MAX_RANGE]
     rest = await store.range(PEER, MAX_RANGE, 10**9)
-    assert len(rest) == 3
-    protocol.verify_chain(page + rest, net=NET, now_ms=NOW + 10**6)
+    assert rest == wires[MAX_RANGE:]
+    # bytes: as many whole entries as fit, and always the first one
+    sizes = [len(w) for w in wires]
+    fit = sizes[0] + sizes[1] + sizes[2]
+    assert await store.range(PEER, 0, 100, max_bytes=fit) == wires[:3]
+    assert await store.range(PEER, 0, 100, max_bytes=fit - 1) == wires[:2]
+    assert await store.range(PEER, 5, 100, max_bytes=1) == wires[5:6]
+    assert await store.range(PEER, 0, 2, max_bytes=10**9) == wires[:2]
+    with pytest.raises(ValueError):
+        await store.range(PEER, 0, 1, max_bytes=0)
 
 
 async def test_concurrent_appends_neither_skip_nor_repeat_a_seq(store: FeedStore) -> None:

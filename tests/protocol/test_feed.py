@@ -19,6 +19,7 @@ from protocol import (
     append,
     create_entry,
     encode,
+    follows,
     head_after,
     make_fork_proof,
     rotate_key,
@@ -126,6 +127,33 @@ def test_ts_before_prev(feed: list[Entry]) -> None:
     chain_rejected([feed[0].wire, early.wire], ErrorCode.TS_BEFORE_PREV, 1)
     same = create_entry(key=KEY, net=NET, seq=2, prev=feed[0].id, ts=NOW, content=allocation())
     assert verify_chain([feed[0].wire, same.wire], net=NET, now_ms=NOW)[0][1] == same
+
+
+def test_follows_is_the_linking_half_of_verify_next(feed: list[Entry]) -> None:
+    """verify_entry then follows judges an entry exactly as verify_next does, each
+    link error included (a replica checks signatures in parallel, links in order)."""
+    head = head_of(feed[:2])
+    assert follows(None, feed[0]) == head_of(feed[:1])
+    assert follows(head_of(feed[:1]), feed[1]) == head
+    content = allocation()
+    other = create_entry(key=OTHER_KEY, net=NET, seq=3, prev=feed[1].id, ts=NOW, content=content)
+    bad = {
+        ErrorCode.SEQ_GAP: feed[3],
+        ErrorCode.BAD_PREV: create_entry(
+            key=KEY, net=NET, seq=3, prev=feed[0].id, ts=NOW, content=content
+        ),
+        ErrorCode.TS_BEFORE_PREV: create_entry(
+            key=KEY, net=NET, seq=3, prev=feed[1].id, ts=feed[1].ts - 1, content=content
+        ),
+        ErrorCode.WRONG_AUTHOR: other,
+    }
+    for code, entry in bad.items():
+        with raises_code(RemoteProtocolError, code):
+            follows(head, entry)
+        with raises_code(RemoteProtocolError, code):
+            verify_next(head, entry.wire, net=NET, now_ms=NOW)
+    with raises_code(RemoteProtocolError, ErrorCode.SEQ_GAP):
+        follows(None, feed[1])  # a feed starts at 1
 
 
 def test_chain_reports_entry_errors_with_their_index(feed: list[Entry]) -> None:
