@@ -50,8 +50,9 @@ IDLE_S: Final = 30.0
 #: have stopped it (a node whose event loop ended without closing its feed store).
 WORKER_IDLE_S: Final = 2 * IDLE_S
 #: A worker that has not answered in this long is killed, and the range checked in a
-#: thread instead (a range is at most 1 MB: it takes well under a second).
-ANSWER_TIMEOUT_S: Final = 60.0
+#: thread instead (a range is at most 1 MB: it takes well under a second, and a few on
+#: a loaded single-board computer).
+ANSWER_TIMEOUT_S: Final = 15.0
 #: After the worker failed (would not start, died, answered garbage), ranges are
 #: checked in threads for this long before it is started again.
 RETRY_S: Final = 60.0
@@ -359,7 +360,7 @@ class _Worker:
                 raise _WorkerError(f"unexpected greeting {pong!r}")
         except BaseException:
             worker.kill()
-            asyncio.ensure_future(worker.stop()).add_done_callback(drop_outcome)  # reaped
+            await worker.stop()  # reaped, even when cancelled (the cancel is spent)
             raise
         return worker
 
@@ -380,7 +381,9 @@ class _Worker:
                 await stdin.drain()
                 size = int.from_bytes(await stdout.readexactly(_HEADER), "big")
                 return pickle.loads(await stdout.readexactly(size))
-        except (OSError, EOFError, TimeoutError, asyncio.IncompleteReadError) as error:
+        except TimeoutError:
+            raise _WorkerError(f"no answer in {ANSWER_TIMEOUT_S:g} s") from None
+        except (OSError, EOFError, asyncio.IncompleteReadError) as error:
             raise _WorkerError(f"{type(error).__name__}: {error}") from None
         except pickle.UnpicklingError as error:
             raise _WorkerError(f"unreadable answer: {error}") from None

@@ -33,6 +33,7 @@ from argon2 import PasswordHasher
 
 import protocol
 from node._files import write_private_file
+from node._verifier import Verifier
 from node.accounts import FIRST_ADMIN, AccountError, AccountErrorCode, AccountService
 from node.ataa import Ataa, ataa_status, build_ataa
 from node.audit import AuditLog
@@ -285,7 +286,7 @@ def _make_node(
     hasher: PasswordHasher | None,
     clock: Clock,
 ) -> Node:
-    feeds = FeedStore(db, own=identity.node_id)
+    feeds = FeedStore(db, own=identity.node_id, verifier=Verifier())  # closed by Node.close
     audit = AuditLog(db)
     profiles = ProfileService(
         db, feeds=feeds, audit=audit, identity=identity, net=config.net, clock=clock

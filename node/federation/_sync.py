@@ -26,7 +26,7 @@ from typing import Any, Final, Literal
 import protocol
 from node._tasks import drop_outcome
 from node.clock import Clock
-from node.storage import MAX_RANGE, FeedStore, IngestResult, StorageError
+from node.storage import MAX_RANGE, FeedStore, IngestResult, PreparedBatch, StorageError
 from protocol import FeedHead
 
 from ._peers import Peer, PeerStore
@@ -48,6 +48,9 @@ BREAKER_FAILURES: Final = 6
 BREAKER_COOLDOWN_MS: Final = 600_000
 #: Entries asked for per pull request (the serving side caps it at MAX_RANGE too).
 BATCH: Final = MAX_RANGE
+#: Consecutive ranges of a catch-up stored in one transaction (at most MAX_RANGE_BYTES
+#: each).
+GROUP_RANGES: Final = 2
 #: Most heads one peer may announce (a canonical array holds at most 4096 items).
 MAX_HEADS: Final = 4096
 
@@ -335,11 +338,15 @@ class Replicator:
                 )
                 return _entries_of(value)
 
-            # A pipeline: range k+2 is asked for and range k+1 verified (in a worker
-            # thread) while range k is stored, so a catch-up costs its slowest stage,
-            # not the sum of all three.
+            # A pipeline: range k+2 is asked for and range k+1 verified (by the feed
+            # store's verifier, in worker processes) while range k is stored, so a
+            # catch-up costs its slowest stage, not the sum of all three. Ranges that
+            # follow each other whole are stored together, GROUP_RANGES a transaction
+            # (a commit's cost is mostly its index pages: fewer, larger ones cost less).
             coming: asyncio.Task[list[bytes]] | None = asyncio.ensure_future(fetch(held))
             storing: asyncio.Task[tuple[list[IngestResult], Any]] | None = None
+            waiting: PreparedBatch | None = None  # verified, not yet being stored
+            grouped = 0  # ranges in waiting
             asked = held  # the end of the ranges asked for so far
             after: FeedHead | Literal["stored"] | None = "stored"
             try:
@@ -357,14 +364,30 @@ class Replicator:
                             wires, net=net, now_ms=self._clock.now_ms(), after=after
                         )
                         after = prepared.end
-                    if storing is not None:
-                        task, storing = storing, None
-                        outcome = self._stored(peer, state, author, progress, await task)
-                        if outcome is not None:
-                            return outcome
-                    if prepared is None:
+                    ready: list[PreparedBatch] = []  # to be stored, in this order
+                    joined = waiting.then(prepared) if waiting and prepared else None
+                    if joined is not None:
+                        waiting, grouped = joined, grouped + 1
+                    else:
+                        if waiting is not None:
+                            ready.append(waiting)
+                        waiting, grouped = prepared, 1
+                    if waiting is not None and (grouped >= GROUP_RANGES or coming is None):
+                        ready.append(waiting)
+                        waiting = None
+                    for batch in ready:
+                        if storing is not None:
+                            task, storing = storing, None
+                            outcome = self._stored(peer, state, author, progress, await task)
+                            if outcome is not None:
+                                return outcome
+                        storing = asyncio.ensure_future(self._feeds.store_batch(batch))
+                    if prepared is None:  # nothing more: the last store's outcome
+                        if storing is not None:
+                            task, storing = storing, None
+                            outcome = self._stored(peer, state, author, progress, await task)
+                            return 0 if outcome is None else outcome
                         return 0
-                    storing = asyncio.ensure_future(self._feeds.store_batch(prepared))
             finally:
                 abandoned: list[asyncio.Future[Any] | None] = [coming, storing]
                 for pending in abandoned:  # not needed after all: its outcome is dropped

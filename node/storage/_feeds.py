@@ -57,7 +57,7 @@ HEAD_UNCONFIRMED_KEY: Final = "own_head_unconfirmed"
 #: costs both nodes a signed round trip, a few reads and, on the puller, a commit; at
 #: 256 entries a range those fixed costs were a third of a catch-up's time
 #: (``tools/bench_ingest.py``). Callers page with ``after_seq``.
-MAX_RANGE: Final = 1024
+MAX_RANGE: Final = 2048
 #: A range also stops before its wires would exceed this many bytes: what one request
 #: can pin in memory, however large its entries (at least one entry is returned,
 #: ``protocol.MAX_ENTRY_BYTES`` < this), and it fits a federation body
@@ -107,8 +107,9 @@ class FeedStore:
     Args:
         db: the node's database, upgraded.
         own: our feed's author id (the node id): the feed :meth:`append_own` extends.
-        verifier: where a peer's ranges are verified (default: a :class:`Verifier`
-            that hands long ones to a worker process).
+        verifier: where a peer's ranges are verified (default: worker threads; a
+            running node passes a :class:`Verifier` with worker processes, and closes
+            it with :meth:`close`).
 
     Attributes:
         verifier: that verifier.
@@ -120,7 +121,7 @@ class FeedStore:
         self._db = db
         self._own = own
         self._indexers: dict[str, list[Indexer]] = {}
-        self.verifier = verifier if verifier is not None else Verifier()
+        self.verifier = verifier if verifier is not None else Verifier(workers=0)
 
     async def close(self) -> None:
         """Stop the verifier's worker process, if it runs (the database is the
@@ -474,6 +475,27 @@ class PreparedBatch:
         if run is None or run.error is not None or len(run.entries) != len(self.wires):
             return "stored"
         return run.end
+
+    def then(self, after: PreparedBatch) -> PreparedBatch | None:
+        """This batch and ``after``, prepared against this one's :attr:`end`, as one
+        (stored in one transaction: a catch-up's commits are fewer and larger), or None
+        when ``after`` does not follow this whole batch."""
+        run, next_run = self.run, after.run
+        end = self.end
+        if run is None or next_run is None or end == "stored" or next_run.head != end:
+            return None
+        if next_run.author != run.author or after.net != self.net:
+            return None
+        joined = VerifiedRun(
+            author=run.author,
+            head=run.head,
+            entries=run.entries + next_run.entries,
+            end=next_run.end,
+            error=next_run.error,
+        )
+        return PreparedBatch(
+            wires=self.wires + after.wires, net=self.net, now_ms=after.now_ms, run=joined
+        )
 
 
 # -- transaction bodies and their helpers (sync: they run inside run_sync) --------

@@ -83,6 +83,20 @@ async def test_own_append_and_peer_ingest_fill_the_index(db: Database, store: Fe
     assert rows[(PEER, 2)]["date"] == "2026-05-01"
 
 
+def test_the_index_reads_every_field_an_allocation_has() -> None:
+    """index_entries reads an allocation's fields from its content by name (no body
+    built): the names must stay those of the kind, and a new field needs a decision."""
+    from node.ataa._allocations import _INDEXED_FIELDS
+
+    assert set(_INDEXED_FIELDS) == set(protocol.Allocation.CHECKS)
+    entry = Feed(PEER_KEY).append(allocation(value("z")))
+    body = entry.body
+    assert isinstance(body, protocol.Allocation)
+    assert {name: entry.content.get(name) for name in _INDEXED_FIELDS} == {
+        name: getattr(body, name) for name in _INDEXED_FIELDS
+    }
+
+
 async def test_batch_ingest_indexes_each_entry(db: Database, store: FeedStore) -> None:
     peer = Feed(PEER_KEY)
     made = [peer.append(allocation(value(str(n)), quantity=n)) for n in range(1, 6)]

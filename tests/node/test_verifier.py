@@ -406,3 +406,19 @@ async def test_a_worker_that_ended_by_itself_is_restarted_without_a_warning(
         assert len(run.entries) == COUNT
         await until(lambda: verifier.running == 2)  # no back-off: started again at once
     assert "failed" not in caplog.text
+
+
+async def test_a_hung_worker_is_killed_after_the_answer_timeout(
+    verifier: Verifier, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(_verifier, "ANSWER_TIMEOUT_S", 0.5)
+    pids = _worker_pids(verifier)
+    os.kill(pids[0], signal.SIGSTOP)  # alive, never answers
+    _, wires = _bad_prev()
+    before = verifier.in_process
+    with caplog.at_level(logging.WARNING, logger="node._verifier"):
+        run = await verifier.run(None, PEER, wires, NET, NOW)
+    assert summary(run) == summary(verify_run(None, PEER, wires, NET, NOW))
+    assert verifier.in_process == before  # the thread answered
+    assert "no answer in 0.5 s" in caplog.text
+    await until(lambda: not _alive(pids[0]))  # killed (SIGKILL ends a stopped process)

@@ -7,6 +7,7 @@ create them, and a peer's bad entry usually carries a good signature.
 from __future__ import annotations
 
 import hashlib
+import pickle
 from typing import Any
 
 import msgpack
@@ -132,6 +133,22 @@ def test_key_rotate_entry(alloc_entry: Entry) -> None:
 
 #: SHA-256 of the allocation entry that KEY, NET and NOW give (a fixed vector).
 EXPECTED_ALLOCATION_ID = "a63610dcd227e6e88823aba77a3cfce38cf3cdb91ae37c7d83488d5e7ea04a32"
+
+
+@pytest.mark.parametrize("pad", [0, 100, 300, 60_000], ids=["small", "bin8", "bin16", "large"])
+def test_an_entry_pickles_to_itself_without_its_slices(pad: int) -> None:
+    """Entries cross a pipe from a node's verifier workers: the round trip gives the
+    very entry back, payload and signature sliced from the wire again, whichever
+    header (bin8 or bin16) the wire has."""
+    entry = create_entry(
+        key=KEY, net=NET, seq=1, prev=None, ts=NOW, content={"pad": "x" * pad}, kind="test.pad/1"
+    )
+    assert (entry.wire[1] == 0xC4) == (len(entry.payload) < 256)
+    again = pickle.loads(pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL))
+    assert type(again) is Entry and again == entry
+    assert again.payload == entry.payload and again.sig == entry.sig
+    plain = pickle.dumps(tuple(entry), protocol=pickle.HIGHEST_PROTOCOL)
+    assert len(pickle.dumps(entry)) < len(plain) - len(entry.payload)
 
 
 def test_entry_bytes_follow_the_spec_layout(alloc_entry: Entry) -> None:
