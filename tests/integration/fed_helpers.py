@@ -50,15 +50,23 @@ class FedNode:
         return self.node.identity.node_id
 
     async def append_notes(self, count: int, clock: FakeClock) -> None:
-        """Append ``count`` opaque entries to this node's own feed."""
-        key, net = self.node.identity.signing_key, self.node.config.net
-        for index in range(count):
-            now = clock.now_ms()
+        """Append ``count`` opaque entries to this node's own feed (up to 500 per
+        transaction, each through ``FeedStore.append_own_txn``)."""
+        key, net, feeds = self.node.identity.signing_key, self.node.config.net, self.node.feeds
+        now = clock.now_ms()
 
-            def make(head: protocol.FeedHead | None, i: int = index, now: int = now) -> Any:
-                return protocol.append(head, {"n": i}, key=key, net=net, now_ms=now, kind=NOTE_KIND)
+        def append(conn: Any, first: int, last: int) -> None:
+            for index in range(first, last):
 
-            await self.node.feeds.append_own(make, now_ms=now)
+                def make(head: protocol.FeedHead | None, i: int = index) -> Any:
+                    return protocol.append(
+                        head, {"n": i}, key=key, net=net, now_ms=now, kind=NOTE_KIND
+                    )
+
+                feeds.append_own_txn(conn, make, now)
+
+        for first in range(0, count, 500):
+            await self.node.db.write(append, first, min(first + 500, count))
 
     async def seq_of(self, other: FedNode) -> int:
         head = await self.node.feeds.head(other.id)

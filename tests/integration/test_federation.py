@@ -23,10 +23,11 @@ from node.federation import (
     CONTENT_TYPE,
     FederationError,
     PeerCallError,
+    _sync,
     parse_blocklist,
 )
 from node.federation._transport import sign_headers
-from node.storage import MAX_RANGE, MAX_RANGE_BYTES, StorageError, StorageErrorCode
+from node.storage import MAX_RANGE_BYTES, StorageError, StorageErrorCode
 
 from .fed_helpers import (
     NOTE_KIND,
@@ -643,14 +644,18 @@ async def test_a_hostile_peer_serving_bad_entries_is_refused_counted_and_others_
         assert await c.sync() == [True]
 
 
+@pytest.mark.parametrize("bad_range", [2, 3])
 async def test_a_long_catch_up_is_pipelined_and_stops_exactly_at_a_bad_entry(
-    tmp_path: Path,
+    tmp_path: Path, bad_range: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A catch-up of several ranges (each fetched while the one before is verified and
-    stored, see Replicator._pull) with an invalid entry in its third range: b keeps
-    exactly the entries before it, counts one rejection, and takes the rest once the
-    peer serves them honestly."""
-    batch = MAX_RANGE
+    stored, two stored per transaction, see Replicator._pull) with an invalid entry in
+    its second range (joined with the first) or its third: b keeps exactly the entries
+    before it, counts one rejection, and takes the rest once the peer serves them
+    honestly. (Ranges of 256 here rather than MAX_RANGE: the same pipeline, and a
+    tenth of the entries to append.)"""
+    batch = 256
+    monkeypatch.setattr(_sync, "BATCH", batch)
     async with federation(tmp_path, ["a", "b"]) as nodes:
         a, b = nodes["a"], nodes["b"]
         clock = a.node.federation.clock
@@ -660,7 +665,7 @@ async def test_a_long_catch_up_is_pipelined_and_stops_exactly_at_a_bad_entry(
         start = await b.seq_of(a)
         await a.append_notes(2 * batch + 150, clock)
         total = await a.seq_of(a)
-        bad_seq = start + 2 * batch + 100
+        bad_seq = start + (bad_range - 1) * batch + 100
         real_range = a.node.feeds.range
 
         async def served(

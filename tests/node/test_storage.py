@@ -27,6 +27,7 @@ from node.storage import (
     StorageError,
     StorageErrorCode,
     _feeds,
+    insert_rows,
 )
 from node.storage._schema import entries, feeds, metadata, node_state
 from protocol import Entry, ErrorCode, FeedHead, SigningKey
@@ -708,6 +709,88 @@ async def test_a_batch_across_a_key_rotation_checks_each_entry_under_its_key(
     assert error is not None and error.code is ErrorCode.BAD_SIGNATURE
     head = await store.head(PEER)
     assert head is not None and head.seq == 4 and head.key == protocol.public_key(PEER_NEW_KEY)
+
+
+async def test_prepared_batches_that_follow_each_other_are_stored_as_one(
+    store: FeedStore,
+) -> None:
+    """A replicator joins consecutive verified ranges (PreparedBatch.then) into one
+    transaction; a range that does not follow a whole one is not joined."""
+    wires = [e.wire for e in feed(PEER_KEY, 9)]
+    first = await store.prepare_batch(wires[:4], net=NET, now_ms=NOW + 10**6)
+    assert first.end != "stored"
+    second = await store.prepare_batch(wires[4:], net=NET, now_ms=NOW + 10**6, after=first.end)
+    joined = first.then(second)
+    assert joined is not None and joined.wires == wires and joined.end == second.end
+    results, error = await store.store_batch(joined)
+    assert error is None and [r.status for r in results] == ["stored"] * 9
+    assert await store.range(PEER, 0, 100) == wires
+    # not joined: a range prepared against another head, or after a partial one
+    stale = await store.prepare_batch(wires[4:], net=NET, now_ms=NOW + 10**6)
+    assert first.then(stale) is None  # prepared against the stored head, not first's end
+    broken = [*wires[:3], wires[3][:-1] + bytes([wires[3][-1] ^ 1])]
+    partial = await store.prepare_batch(broken, net=NET, now_ms=NOW + 10**6, after=None)
+    assert partial.end == "stored" and partial.then(second) is None
+    others = await store.prepare_batch(
+        [e.wire for e in feed(KEY, 2)], net=NET, now_ms=NOW + 10**6, after=None
+    )
+    assert first.then(others) is None  # another feed
+
+
+async def test_a_joined_batch_with_an_invalid_entry_keeps_what_came_before_it(
+    store: FeedStore,
+) -> None:
+    wires = [e.wire for e in feed(PEER_KEY, 8)]
+    wires[6] = wires[6][:-1] + bytes([wires[6][-1] ^ 1])
+    first = await store.prepare_batch(wires[:4], net=NET, now_ms=NOW + 10**6)
+    second = await store.prepare_batch(wires[4:], net=NET, now_ms=NOW + 10**6, after=first.end)
+    joined = first.then(second)
+    assert joined is not None
+    results, error = await store.store_batch(joined)
+    assert [r.status for r in results] == ["stored"] * 6
+    assert error is not None and error.code is ErrorCode.BAD_SIGNATURE
+    head = await store.head(PEER)
+    assert head is not None and head.seq == 6
+
+
+async def test_insert_rows_on_both_backends(db: Database) -> None:
+    """node.storage.insert_rows: the rows as given, conflicts skipped when asked (or
+    refused as any insert's), one column or many, unknown columns named."""
+    await db.upgrade()
+    rows = [{"key": f"k{n}", "value": f"v{n}"} for n in range(3)]
+
+    def write(conn: Connection, table: Any, batch: list[dict[str, Any]], ignore: bool) -> None:
+        insert_rows(conn, table, batch, ignore_conflicts=ignore)
+
+    def read(conn: Connection) -> dict[str, str]:
+        return {r.key: r.value for r in conn.execute(select(node_state))}
+
+    def placeholders(conn: Connection) -> list[bytes]:
+        query = select(feeds.c.author).where(feeds.c.seq.is_(None)).order_by(feeds.c.author)
+        return [bytes(author) for author in conn.execute(query).scalars()]
+
+    await db.write(write, node_state, rows, False)
+    await db.write(
+        write, node_state, [{"key": "k0", "value": "x"}, {"key": "k9", "value": "y"}], True
+    )
+    await db.write(write, node_state, [], False)
+    held = await db.read(read)
+    assert {k: held[k] for k in ("k0", "k1", "k2", "k9")} == {
+        "k0": "v0",
+        "k1": "v1",
+        "k2": "v2",
+        "k9": "y",
+    }
+    with pytest.raises(StorageError) as refused:
+        await db.write(write, node_state, [{"key": "k1", "value": "again"}], False)
+    assert refused.value.code is StorageErrorCode.CONFLICT
+    with pytest.raises(KeyError, match="no column 'nope'"):
+        await db.write(write, node_state, [{"key": "x", "nope": "1"}], False)
+    assert (await db.read(read))["k1"] == "v1"
+    # one column: the others take their defaults (here NULL)
+    authors = [bytes([n]) * 32 for n in (1, 2)]
+    await db.write(write, feeds, [{"author": a} for a in authors], False)
+    assert await db.read(placeholders) == authors
 
 
 async def test_close_waits_for_a_write_whose_caller_was_cancelled(db: Database) -> None:
