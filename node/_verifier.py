@@ -1,4 +1,4 @@
-"""Verifying a catch-up's ranges: in a worker thread, or in a worker process of its own.
+"""Verifying a catch-up's ranges: in worker processes, or in a worker thread.
 
 A replica pulling a long feed verifies each range of entries (``verify_run``) while the
 range before it is written and the one after it fetched (``node.federation``'s
@@ -6,16 +6,22 @@ replicator). PyNaCl releases the GIL while it checks a signature, but the rest o
 entry's check is Python: in a worker thread it contends for the GIL with the event loop
 and the database driver's thread, and the verifying thread waited for it as long as it
 worked (``tools/bench_ingest.py``: 256 entries took 40 ms in the node against 20 ms
-alone). :class:`Verifier` therefore hands ranges of at least ``process_min`` entries
-to a child process (``python -m node._verifier``, which imports only ``protocol``:
-about 20 MiB), started on first need and stopped when idle; smaller ones, and any
-while the process starts, is busy or has failed, are verified in a thread. Both give
-the same answer: the child runs the same :func:`verify_run`.
+alone; two threads were slower still). :class:`Verifier` therefore shares each range
+of at least ``process_min`` entries between worker processes (``python -m
+node._verifier``, which imports only ``protocol``: about 20 MiB each), started on first
+need and stopped when idle. Each checks its share's entries on their own with the
+feed's current key (:func:`check_signed`); this process then checks their links in
+order (:func:`link`, with ``protocol.follows``), and verifies again, in order, what
+follows a key rotation. Smaller ranges, and any while the workers start, are busy or
+have failed, are verified in a thread. Both ways give the same answer, entry for entry
+and error for error (``tests/node/test_verifier.py``).
 
-The pipe carries length-prefixed pickles, between this process and the child it
-started, and nothing else: entries are pickled as they are (``protocol.Entry``), a
-refusal as its code and message. The child exits when its stdin closes, so a node
-killed with ``kill -9`` leaves no child behind, and after :data:`WORKER_IDLE_S`
+The pipe carries length-prefixed pickles between this process and the children it
+started, and nothing else: entries (``protocol.Entry`` pickles without its slices of
+the wire), a refusal as its code and message. A child runs as the node's own user with
+the node's own code, so unpickling what it sends crosses no trust boundary; what a peer
+sent reaches it only as bytes inside the pickle. A child exits when its stdin closes,
+so a node killed with ``kill -9`` leaves none behind, and after :data:`WORKER_IDLE_S`
 unused.
 """
 

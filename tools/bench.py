@@ -249,7 +249,7 @@ def run(
     details["memory"] = details["ingest"]
     if sizes.memory_entries != sizes.ingest_entries:
         details["memory"] = _timed(took, "memory", partial(
-            bench_ingest.run, entries=sizes.memory_entries, postgres=None,
+            bench_ingest.run, entries=sizes.memory_entries, postgres=None, pulls=1,
             raw_verify_per_s=float(verify["raw_verify_per_s"]),  # type: ignore[arg-type]
         ))  # fmt: skip
     details["node"] = _timed(took, "node", partial(bench_node.run, quick=quick, sizes=sizes.node))

@@ -59,31 +59,16 @@ def other_feed_entry() -> bytes:
     return protocol.append(None, {"n": 0}, kind=KIND, key=KEY, net=NET, now_ms=NOW).wire
 
 
-def relinked(entries: list[Entry], index: int) -> bytes:
-    """Entry ``index`` re-signed with a prev that names nothing (BAD_PREV)."""
-    entry = entries[index]
+def resigned(entry: Entry, *, n: int, prev: bytes | None = None, ts: int | None = None) -> bytes:
+    """A different entry at ``entry``'s seq, signed with PEER's first key (the one a
+    rotation replaces), with ``prev`` and ``ts`` as given or as ``entry``'s."""
     return protocol.create_entry(
         key=PEER_KEY,
         net=NET,
         seq=entry.seq,
-        prev=bytes(32),
-        ts=entry.ts,
-        content={"n": -1},
-        kind=KIND,
-        author=PEER,
-    ).wire
-
-
-def old_key_after_rotation(entries: list[Entry], index: int) -> bytes:
-    """Entry ``index`` (after a rotation) signed with the key the rotation replaced."""
-    entry = entries[index]
-    return protocol.create_entry(
-        key=PEER_KEY,
-        net=NET,
-        seq=entry.seq,
-        prev=entry.prev,
-        ts=entry.ts,
-        content={"n": -2},
+        prev=entry.prev if prev is None else prev,
+        ts=entry.ts if ts is None else ts,
+        content={"n": n},
         kind=KIND,
         author=PEER,
     ).wire
@@ -124,7 +109,7 @@ def _bad_signature_in_first_share() -> tuple[FeedHead | None, list[bytes]]:
 def _bad_prev() -> tuple[FeedHead | None, list[bytes]]:
     made = chain()
     wires = [e.wire for e in made]
-    wires[25] = relinked(made, 25)
+    wires[25] = resigned(made[25], n=-1, prev=bytes(32))  # names nothing: BAD_PREV
     return None, wires
 
 
@@ -147,23 +132,14 @@ def _rotation() -> tuple[FeedHead | None, list[bytes]]:
 def _old_key_after_rotation() -> tuple[FeedHead | None, list[bytes]]:
     made = chain(rotate_at=12)
     wires = [e.wire for e in made]
-    wires[30] = old_key_after_rotation(made, 30)
+    wires[30] = resigned(made[30], n=-2)  # after the rotation: the old key
     return None, wires
 
 
 def _future() -> tuple[FeedHead | None, list[bytes]]:
     made = chain()
     wires = [e.wire for e in made]
-    wires[35] = protocol.create_entry(
-        key=PEER_KEY,
-        net=NET,
-        seq=made[35].seq,
-        prev=made[34].id,
-        ts=NOW + 10**9,
-        content={"n": 35},
-        kind=KIND,
-        author=PEER,
-    ).wire
+    wires[35] = resigned(made[35], n=35, ts=NOW + 10**9)
     return None, wires
 
 

@@ -90,6 +90,7 @@ def test_the_second_node_stored_and_indexed_every_entry(result: dict[str, Any]) 
         # in B's allocation index (filled in the transaction that stored each)
         assert pulled["stored_allocations"] == pulled["indexed_allocations"] == ENTRIES
         assert pulled["complete"] is True
+        assert pulled["pulls_per_s"] == [pulled["ingest_per_s"]]  # quick: one pull
         # timed from the first batch seen stored to the last
         assert 0 < pulled["measured_entries"] < ENTRIES
         assert pulled["ingest_ratio"] == pytest.approx(
