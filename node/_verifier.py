@@ -8,13 +8,14 @@ and the database driver's thread, and the verifying thread waited for it as long
 worked (``tools/bench_ingest.py``: 256 entries took 40 ms in the node against 20 ms
 alone; two threads were slower still). :class:`Verifier` therefore shares each range
 of at least ``process_min`` entries between worker processes (``python -m
-node._verifier``, which imports only ``protocol``: about 20 MiB each), started on first
-need and stopped when idle. Each checks its share's entries on their own with the
-feed's current key (:func:`check_signed`); this process then checks their links in
-order (:func:`link`, with ``protocol.follows``), and verifies again, in order, what
-follows a key rotation. Smaller ranges, and any while the workers start, are busy or
-have failed, are verified in a thread. Both ways give the same answer, entry for entry
-and error for error (``tests/node/test_verifier.py``).
+node._verifier``, which imports only ``protocol``: about 30 MiB each), started when a
+long catch-up begins (:meth:`Verifier.start`) and stopped when idle. Each checks its
+share's entries on their own with the feed's current key (:func:`check_signed`); this
+process then checks their links in order (:func:`link`, with ``protocol.follows``),
+and verifies again, in order, what follows a key rotation. Smaller ranges, short
+catch-ups, and any range while the workers start, are busy or have failed, are
+verified in a thread. Both ways give the same answer, entry for entry and error for
+error (``tests/node/test_verifier.py``).
 
 The pipe carries length-prefixed pickles between this process and the children it
 started, and nothing else: entries (``protocol.Entry`` pickles without its slices of
@@ -180,8 +181,21 @@ class Verifier:
         self._idle_s = idle_s
         self._idle: asyncio.TimerHandle | None = None
         self._closed = False
+        self._wanted = False  # start() was called since the workers last stopped
         #: Ranges checked by worker processes so far (for tests and benchmarks).
         self.in_process = 0
+
+    def start(self) -> None:
+        """Start the workers in the background, for a catch-up long enough to repay
+        their start (a third of a second of CPU each); ranges use them once they are
+        up, until they stop idle. Short catch-ups never call this: their ranges are
+        checked in threads."""
+        if self._closed or not self._slots:
+            return
+        self._wanted = True
+        for slot in self._slots:
+            slot.ready()
+        self._arm_idle()
 
     async def run(
         self, head: FeedHead | None, author: bytes, wires: list[bytes], net: bytes, now_ms: int
@@ -227,8 +241,8 @@ class Verifier:
 
     def _ready(self, count: int) -> list[_Slot]:
         """The free workers to share a range of ``count`` entries, or none (a thread);
-        starts those that are not running in the background."""
-        if count < self._process_min or self._closed:
+        once :meth:`start` was called, starts again those that are not running."""
+        if count < self._process_min or self._closed or not self._wanted:
             return []
         ready = []
         for slot in self._slots:
@@ -256,9 +270,12 @@ class Verifier:
 
     def _stop_idle(self) -> None:
         self._idle = None
+        if any(slot.busy for slot in self._slots):
+            self._arm_idle()
+            return
+        self._wanted = False
         for slot in self._slots:
-            if not slot.busy:
-                slot.drop("idle")
+            slot.drop("idle")
 
 
 class _Slot:

@@ -48,6 +48,9 @@ BREAKER_FAILURES: Final = 6
 BREAKER_COOLDOWN_MS: Final = 600_000
 #: Entries asked for per pull request (the serving side caps it at MAX_RANGE too).
 BATCH: Final = MAX_RANGE
+#: A catch-up of at least this many entries starts the feed store's verifier
+#: workers (node._verifier); a shorter one is over before they would be up.
+LONG_CATCH_UP: Final = 4 * MAX_RANGE
 #: Consecutive ranges of a catch-up stored in one transaction (at most MAX_RANGE_BYTES
 #: each).
 GROUP_RANGES: Final = 2
@@ -326,6 +329,8 @@ class Replicator:
             progress = SyncProgress(author=author, start=held, done=held, target=target)
             state.progress = progress
             net = self._net()
+            if target - held >= LONG_CATCH_UP:
+                self._feeds.verifier.start()  # worker processes: worth their start-up
 
             async def fetch(after: int) -> list[bytes]:
                 assert peer.url is not None

@@ -160,7 +160,7 @@ CASES = [
 @pytest.fixture
 async def verifier() -> AsyncIterator[Verifier]:
     started = Verifier(workers=2, process_min=1)
-    await started.run(None, PEER, [chain(1)[0].wire], NET, NOW)  # starts both workers
+    started.start()
     await until(lambda: started.running == 2)
     yield started
     await started.close()
@@ -205,13 +205,20 @@ def _case_args(case: Case) -> tuple[FeedHead | None, bytes, list[bytes], bytes, 
     return head, PEER, wires, NET, NOW
 
 
-async def test_short_ranges_stay_in_a_thread_and_start_no_process() -> None:
-    verifier = Verifier(workers=2, process_min=64)
+async def test_short_ranges_and_short_catch_ups_stay_in_a_thread() -> None:
+    verifier = Verifier(workers=2, process_min=1)
     try:
+        # not started (a short catch-up): no process, however long the range
         run = await verifier.run(None, PEER, [e.wire for e in chain()], NET, NOW)
         assert len(run.entries) == COUNT
         await asyncio.sleep(0.2)
         assert verifier.running == 0 and verifier.in_process == 0
+        # started, but the range is shorter than process_min
+        verifier._process_min = 64
+        verifier.start()
+        await until(lambda: verifier.running == 2)
+        run = await verifier.run(None, PEER, [e.wire for e in chain()], NET, NOW)
+        assert len(run.entries) == COUNT and verifier.in_process == 0
     finally:
         await verifier.close()
 
@@ -284,12 +291,16 @@ async def test_a_cancelled_range_stops_its_workers_and_the_next_is_judged_right(
 async def test_idle_workers_are_stopped() -> None:
     verifier = Verifier(workers=1, process_min=1, idle_s=0.3)
     try:
-        await verifier.run(None, PEER, [chain(1)[0].wire], NET, NOW)
+        verifier.start()
         await until(lambda: verifier.running == 1)
         pids = _worker_pids(verifier)
         await verifier.run(None, PEER, [e.wire for e in chain()], NET, NOW)
         await until(lambda: verifier.running == 0, timeout_s=10)
         await until(lambda: not _alive(pids[0]))
+        # stopped idle: the next short catch-up does not start them again
+        await verifier.run(None, PEER, [e.wire for e in chain()], NET, NOW)
+        await asyncio.sleep(0.2)
+        assert verifier.running == 0
     finally:
         await verifier.close()
 

@@ -91,6 +91,8 @@ def test_the_second_node_stored_and_indexed_every_entry(result: dict[str, Any]) 
         assert pulled["stored_allocations"] == pulled["indexed_allocations"] == ENTRIES
         assert pulled["complete"] is True
         assert pulled["pulls_per_s"] == [pulled["ingest_per_s"]]  # quick: one pull
+        # a catch-up of 9,000 entries starts B's two verifier workers
+        assert pulled["b_worker_processes"] == (2 if (os.cpu_count() or 1) >= 2 else 0)
         # timed from the first batch seen stored to the last
         assert 0 < pulled["measured_entries"] < ENTRIES
         assert pulled["ingest_ratio"] == pytest.approx(
