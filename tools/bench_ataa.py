@@ -48,7 +48,6 @@ import json
 import math
 import os
 import platform
-import secrets
 import sqlite3
 import statistics
 import sys
@@ -60,9 +59,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from sqlalchemy import func, select, text
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import create_async_engine
 
 import protocol
 from node.ataa import (
@@ -84,6 +82,7 @@ from . import _synthetic
 from ._args import add_backend_options, positive
 from ._localfed import LocalNode, local_federation
 from ._postgres import DEFAULT_POSTGRES, drop_database
+from ._postgres import create_database as _create_database
 
 __all__ = [
     "DEFAULT_POSTGRES",
@@ -222,17 +221,10 @@ async def _sqlite(data: rows.Dataset, sizes: Sizes) -> dict[str, Any]:
 async def create_database(admin_url: str) -> tuple[str | None, str | None]:
     """A new database ``watan_bench_<random>`` on ``admin_url``'s server: its name and
     URL, or (None, why) when the server cannot be reached."""
-    admin = make_url(admin_url).set(drivername="postgresql+asyncpg")
-    name = f"watan_bench_{secrets.token_hex(6)}"
-    engine = create_async_engine(admin, isolation_level="AUTOCOMMIT", connect_args={"timeout": 5})
     try:
-        async with engine.connect() as conn:
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        return await _create_database(admin_url, "watan_bench")
     except (OSError, SQLAlchemyError) as error:
         return None, f"PostgreSQL unreachable: {type(error).__name__}"
-    finally:
-        await engine.dispose()
-    return name, admin.set(drivername="postgresql", database=name).render_as_string(False)
 
 
 def _version_txn(conn: Connection) -> str:

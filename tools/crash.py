@@ -96,10 +96,9 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from aiohttp import web
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection as SqlConnection
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
 import protocol
 from node.audit import AuditLog
@@ -111,7 +110,7 @@ from node.storage import Database, entry_row
 from node.storage._schema import entries, feeds, forks, messages, outbox
 from node.web import make_app
 from tools._localfed import CHEAP_HASHER, found_or_join
-from tools._postgres import DEFAULT_POSTGRES, drop_database
+from tools._postgres import DEFAULT_POSTGRES, create_database, drop_database
 
 __all__ = [
     "BACKLOG",
@@ -941,20 +940,6 @@ class _Victim:
         return code
 
 
-async def _create_postgres(admin_url: str) -> tuple[str, str]:
-    """An empty database for the victim: ``(url, name)``."""
-    name = f"watan_crash_{secrets.token_hex(6)}"
-    admin = make_url(admin_url).set(drivername="postgresql+asyncpg")
-    engine = create_async_engine(admin, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    finally:
-        await engine.dispose()
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    return url, name
-
-
 async def run_crash(
     base: Path,
     *,
@@ -1197,7 +1182,9 @@ async def _cli_run(base: Path, args: argparse.Namespace) -> CrashReport:
     """:func:`run_crash` in a fresh PostgreSQL database (dropped after, unless ``--dir``
     keeps the run for a closer look) or on SQLite."""
     admin = args.postgres or os.environ.get("WATAN_TEST_POSTGRES", DEFAULT_POSTGRES)
-    url, name = await _create_postgres(admin) if args.db == "postgres" else (None, None)
+    name, url = (
+        await create_database(admin, "watan_crash") if args.db == "postgres" else (None, None)
+    )
     try:
         return await run_crash(
             base,

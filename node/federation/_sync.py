@@ -354,6 +354,16 @@ class Replicator:
             grouped = 0  # ranges in waiting
             asked = held  # the end of the ranges asked for so far
             after: FeedHead | Literal["stored"] | None = "stored"
+
+            async def settled() -> int | None:
+                """The store in flight, waited for: what _pull returns if it must stop
+                there (see _stored), None to go on (or when none is in flight)."""
+                nonlocal storing
+                if storing is None:
+                    return None
+                task, storing = storing, None
+                return self._stored(peer, state, author, progress, await task)
+
             try:
                 while True:
                     wires: list[bytes] = []
@@ -381,18 +391,12 @@ class Replicator:
                         ready.append(waiting)
                         waiting = None
                     for batch in ready:
-                        if storing is not None:
-                            task, storing = storing, None
-                            outcome = self._stored(peer, state, author, progress, await task)
-                            if outcome is not None:
-                                return outcome
+                        if (outcome := await settled()) is not None:
+                            return outcome
                         storing = asyncio.ensure_future(self._feeds.store_batch(batch))
                     if prepared is None:  # nothing more: the last store's outcome
-                        if storing is not None:
-                            task, storing = storing, None
-                            outcome = self._stored(peer, state, author, progress, await task)
-                            return 0 if outcome is None else outcome
-                        return 0
+                        outcome = await settled()
+                        return 0 if outcome is None else outcome
             finally:
                 abandoned: list[asyncio.Future[Any] | None] = [coming, storing]
                 for pending in abandoned:  # not needed after all: its outcome is dropped

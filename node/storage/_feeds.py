@@ -53,7 +53,7 @@ __all__ = [
 HEAD_UNCONFIRMED_KEY: Final = "own_head_unconfirmed"
 
 #: Most entries :meth:`FeedStore.range` returns at once. A range answers a peer's pull
-#: (DESIGN §4 "pull missing ranges"): 1,024 typical entries are ~400 KB. Each request
+#: (DESIGN §4 "pull missing ranges"): 2,048 typical entries are ~800 KB. Each request
 #: costs both nodes a signed round trip, a few reads and, on the puller, a commit; at
 #: 256 entries a range those fixed costs were a third of a catch-up's time
 #: (``tools/bench_ingest.py``). Callers page with ``after_seq``.
@@ -124,7 +124,7 @@ class FeedStore:
         self.verifier = verifier if verifier is not None else Verifier(workers=0)
 
     async def close(self) -> None:
-        """Stop the verifier's worker process, if it runs (the database is the
+        """Stop the verifier's worker processes, if they run (the database is the
         caller's to close)."""
         await self.verifier.close()
 
@@ -253,10 +253,10 @@ class FeedStore:
         the results so far, so that the caller can count it against the peer.
 
         A catch-up's batch is the next entries of one feed: those are verified before
-        the write transaction, in a worker thread (PyNaCl releases the GIL, so the
-        signatures are checked on another core while the event loop serves others),
-        against the head read just before; the transaction then stores them with one
-        insert, if that head has not moved meanwhile. Anything else (a feed we hold
+        the write transaction, by :attr:`verifier` (off the event loop: in a worker
+        thread, or shared between worker processes), against the head read just
+        before; the transaction then stores them with one insert, if that head has not
+        moved meanwhile. Anything else (a feed we hold
         further, a fork, a head that moved) takes the entry-by-entry path.
         """
         return await self.store_batch(await self.prepare_batch(wires, net=net, now_ms=now_ms))
@@ -270,7 +270,7 @@ class FeedStore:
         after: FeedHead | Literal["stored"] | None = "stored",
     ) -> PreparedBatch:
         """The first half of :meth:`ingest_batch`: verify the batch's run of one feed's
-        next entries (in a worker thread), against ``after``, or against the head we
+        next entries (by :attr:`verifier`), against ``after``, or against the head we
         hold (``"stored"``). A replicator that prepares a batch while the one before
         it is being stored passes that one's :attr:`PreparedBatch.end`; if the head
         then differs when it is stored, the batch takes the entry-by-entry path."""
